@@ -1,0 +1,345 @@
+//! `.dockerignore` rules exactly as Docker applies them (moby/patternmatcher
+//! and docker/cli), which differ from `.gitignore`:
+//!
+//! * every pattern is anchored at the context root; `foo` matches `foo` and
+//!   everything below it, never `a/foo`;
+//! * `*` and `?` stay within one segment, `**` spans any number of segments
+//!   (including none), `[...]` is a class (`[^...]` negated), `\` escapes;
+//! * a path is excluded when the last pattern matching it *or one of its
+//!   parent directories* is not an exception (`!`);
+//! * an excluded directory is pruned with everything below it unless the text
+//!   of some exception starts with the directory's path followed by `/`
+//!   ([`Matcher::must_descend`]).
+//!
+//! Each pattern is classified the way patternmatcher does (exact, prefix,
+//! suffix or regular expression) because the classes have observable quirks:
+//! `**foo` matches `xfoo`, and `a**b` does not match `axb`.
+
+use regex::Regex;
+
+/// One line of an ignore file, after Docker's line processing.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    /// The cleaned pattern text, without the `!`.
+    text: String,
+    exception: bool,
+    kind: Kind,
+    /// 1-based line in the ignore file (0 for patterns tagsmith adds).
+    line: usize,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    Exact,
+    /// `text` minus its trailing `**`.
+    Prefix(String),
+    /// `text` minus its leading `**`.
+    Suffix(String),
+    Regex(Regex),
+}
+
+/// A malformed pattern, with the 1-based line it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatternError {
+    pub line: usize,
+    pub message: String,
+}
+
+/// Splits an ignore file into pattern lines as docker/cli does: a UTF-8 BOM
+/// is stripped, `#` in column 0 starts a comment, lines are trimmed, empty
+/// lines skipped, and each pattern is cleaned like Go's `filepath.Clean`
+/// with a leading `/` dropped. Returns `(line, pattern)` with `!` kept.
+pub fn parse_lines(content: &[u8]) -> Vec<(usize, String)> {
+    let content = content.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(content);
+    let text = String::from_utf8_lossy(content);
+    let mut out = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        if raw.starts_with('#') {
+            continue;
+        }
+        let mut pattern = raw.trim();
+        if pattern.is_empty() {
+            continue;
+        }
+        let exception = pattern.starts_with('!');
+        if exception {
+            pattern = pattern[1..].trim();
+        }
+        let mut cleaned = String::new();
+        if !pattern.is_empty() {
+            cleaned = clean(pattern);
+            if cleaned.len() > 1 && cleaned.starts_with('/') {
+                cleaned.remove(0);
+            }
+        }
+        out.push((i + 1, if exception { format!("!{cleaned}") } else { cleaned }));
+    }
+    out
+}
+
+/// Go's `filepath.Clean` for `/`-separated paths.
+pub fn clean(path: &str) -> String {
+    let rooted = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                if parts.last().is_some_and(|p| *p != "..") {
+                    parts.pop();
+                } else if !rooted {
+                    parts.push("..");
+                }
+            }
+            p => parts.push(p),
+        }
+    }
+    let joined = parts.join("/");
+    match (rooted, joined.is_empty()) {
+        (true, _) => format!("/{joined}"),
+        (false, true) => ".".to_string(),
+        (false, false) => joined,
+    }
+}
+
+impl Pattern {
+    /// Compiles one pattern line (as produced by [`parse_lines`]).
+    pub fn new(line: usize, spec: &str) -> Result<Pattern, PatternError> {
+        let err = |message: String| PatternError { line, message };
+        let (exception, body) = match spec.strip_prefix('!') {
+            Some("") => return Err(err("illegal exclusion pattern \"!\": nothing to re-include".into())),
+            Some(rest) => (true, rest),
+            None => (false, spec),
+        };
+        let text = clean(body);
+        validate_glob(&text).map_err(|m| err(format!("malformed pattern \"{spec}\": {m}")))?;
+        let kind = classify(&text).map_err(|m| err(format!("malformed pattern \"{spec}\": {m}")))?;
+        Ok(Pattern { text, exception, kind, line })
+    }
+
+    pub fn is_exception(&self) -> bool {
+        self.exception
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    fn matches(&self, path: &str) -> bool {
+        match &self.kind {
+            Kind::Exact => path == self.text,
+            Kind::Prefix(prefix) => path.starts_with(prefix.as_str()),
+            Kind::Suffix(suffix) => {
+                path.ends_with(suffix.as_str())
+                    || suffix.strip_prefix('/').is_some_and(|s| path == s)
+            }
+            Kind::Regex(re) => re.is_match(path),
+        }
+    }
+}
+
+/// The checks Go's `filepath.Match` makes before Docker accepts a pattern:
+/// a trailing `\`, an unclosed or empty `[...]`, and a bad range are errors.
+fn validate_glob(p: &str) -> Result<(), String> {
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if chars.next().is_none() {
+                    return Err("trailing \\ escapes nothing".into());
+                }
+            }
+            '[' => {
+                if chars.peek() == Some(&'^') {
+                    chars.next();
+                }
+                let mut ranges = 0;
+                loop {
+                    match chars.peek() {
+                        None => return Err("unclosed [ character class".into()),
+                        Some(']') if ranges > 0 => {
+                            chars.next();
+                            break;
+                        }
+                        _ => {}
+                    }
+                    let lo = class_char(&mut chars)?;
+                    if chars.peek() == Some(&'-') {
+                        chars.next();
+                        let hi = class_char(&mut chars)?;
+                        if hi < lo {
+                            return Err(format!("range {lo}-{hi} is reversed"));
+                        }
+                    }
+                    ranges += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn class_char(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<char, String> {
+    match chars.next() {
+        None => Err("unclosed [ character class".into()),
+        Some('-') | Some(']') => Err("empty range or misplaced - or ] in a character class".into()),
+        Some('\\') => chars.next().ok_or_else(|| "unclosed [ character class".to_string()),
+        Some(c) => Ok(c),
+    }
+}
+
+/// Turns a cleaned pattern into its match kind, as patternmatcher's compile does.
+fn classify(pattern: &str) -> Result<Kind, String> {
+    #[derive(PartialEq)]
+    enum T {
+        Exact,
+        Prefix,
+        Suffix,
+        Regex,
+    }
+    let mut kind = T::Exact;
+    let mut re = String::from("^");
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    let mut first = true;
+    while i < chars.len() {
+        let c = chars[i];
+        i += 1;
+        match c {
+            '*' if chars.get(i) == Some(&'*') => {
+                i += 1;
+                if chars.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                if i == chars.len() {
+                    if kind == T::Exact {
+                        kind = T::Prefix;
+                    } else {
+                        re.push_str(".*");
+                        kind = T::Regex;
+                    }
+                } else {
+                    re.push_str("(.*/)?");
+                    kind = T::Regex;
+                }
+                if first {
+                    kind = T::Suffix;
+                }
+            }
+            '*' => {
+                re.push_str("[^/]*");
+                kind = T::Regex;
+            }
+            '?' => {
+                re.push_str("[^/]");
+                kind = T::Regex;
+            }
+            '\\' => {
+                // Escaped characters are literal (regex-escaped so that `\q`
+                // is simply `q`, where Go's regexp would reject it at build time).
+                if let Some(&next) = chars.get(i) {
+                    i += 1;
+                    re.push_str(&regex::escape(&next.to_string()));
+                    kind = T::Regex;
+                } else {
+                    re.push_str("\\\\");
+                }
+            }
+            '[' | ']' => {
+                re.push(c);
+                kind = T::Regex;
+            }
+            c if ".+()|{}$".contains(c) => {
+                re.push('\\');
+                re.push(c);
+            }
+            c => re.push(c),
+        }
+        first = false;
+    }
+    Ok(match kind {
+        T::Exact => Kind::Exact,
+        T::Prefix => Kind::Prefix(pattern[..pattern.len() - 2].to_string()),
+        T::Suffix => Kind::Suffix(pattern[2..].to_string()),
+        T::Regex => {
+            re.push('$');
+            Kind::Regex(Regex::new(&re).map_err(|e| {
+                e.to_string().lines().last().unwrap_or("invalid pattern").trim().to_string()
+            })?)
+        }
+    })
+}
+
+/// An ordered list of patterns: the last one that matches decides.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    patterns: Vec<Pattern>,
+}
+
+impl Matcher {
+    /// Compiles the lines of an ignore file; the first malformed one is an error.
+    pub fn new(lines: &[(usize, String)]) -> Result<Matcher, PatternError> {
+        let patterns = lines
+            .iter()
+            .map(|(line, spec)| Pattern::new(*line, spec))
+            .collect::<Result<_, _>>()?;
+        Ok(Matcher { patterns })
+    }
+
+    /// Parses and compiles an ignore file's bytes.
+    pub fn from_bytes(content: &[u8]) -> Result<Matcher, PatternError> {
+        Matcher::new(&parse_lines(content))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Appends an exception for `path` if it would be excluded, which is how
+    /// docker/cli keeps the Dockerfile and `.dockerignore` in every context.
+    pub fn keep(&mut self, path: &str) {
+        if self.is_excluded(path) {
+            let p = Pattern::new(0, &format!("!{path}")).expect("a plain path is a valid pattern");
+            self.patterns.push(p);
+        }
+    }
+
+    /// Whether `path` (relative to the context, `/`-separated) is excluded:
+    /// the last pattern that matches it or one of its parents is not an exception.
+    pub fn is_excluded(&self, path: &str) -> bool {
+        let parents: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+        let mut excluded = false;
+        for pattern in &self.patterns {
+            // Only a pattern that can flip the current answer needs testing.
+            if pattern.exception != excluded {
+                continue;
+            }
+            let matched = pattern.matches(path)
+                || parents.iter().any(|&end| pattern.matches(&path[..end]));
+            if matched {
+                excluded = !pattern.exception;
+            }
+        }
+        excluded
+    }
+
+    /// Whether Docker walks into the excluded directory `dir` anyway: only
+    /// when the text of an exception starts with `dir/`. So `!dir/keep`
+    /// rescues `dir/keep`, but `!**/keep` or `!d*/keep` do not.
+    pub fn must_descend(&self, dir: &str) -> bool {
+        let dir_slash = format!("{dir}/");
+        self.patterns
+            .iter()
+            .filter(|p| p.exception)
+            .any(|p| format!("{}/", p.text).starts_with(&dir_slash))
+    }
+}
+
+#[cfg(test)]
+mod tests;

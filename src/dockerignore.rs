@@ -73,7 +73,14 @@ pub fn parse_lines(content: &[u8]) -> Vec<(usize, String)> {
                 cleaned.remove(0);
             }
         }
-        out.push((i + 1, if exception { format!("!{cleaned}") } else { cleaned }));
+        out.push((
+            i + 1,
+            if exception {
+                format!("!{cleaned}")
+            } else {
+                cleaned
+            },
+        ));
     }
     out
 }
@@ -108,14 +115,24 @@ impl Pattern {
     pub fn new(line: usize, spec: &str) -> Result<Pattern, PatternError> {
         let err = |message: String| PatternError { line, message };
         let (exception, body) = match spec.strip_prefix('!') {
-            Some("") => return Err(err("illegal exclusion pattern \"!\": nothing to re-include".into())),
+            Some("") => {
+                return Err(err(
+                    "illegal exclusion pattern \"!\": nothing to re-include".into(),
+                ));
+            }
             Some(rest) => (true, rest),
             None => (false, spec),
         };
         let text = clean(body);
         validate_glob(&text).map_err(|m| err(format!("malformed pattern \"{spec}\": {m}")))?;
-        let kind = classify(&text).map_err(|m| err(format!("malformed pattern \"{spec}\": {m}")))?;
-        Ok(Pattern { text, exception, kind, line })
+        let kind =
+            classify(&text).map_err(|m| err(format!("malformed pattern \"{spec}\": {m}")))?;
+        Ok(Pattern {
+            text,
+            exception,
+            kind,
+            line,
+        })
     }
 
     pub fn is_exception(&self) -> bool {
@@ -189,7 +206,9 @@ fn class_char(chars: &mut std::iter::Peekable<std::str::Chars>) -> Result<char, 
     match chars.next() {
         None => Err("unclosed [ character class".into()),
         Some('-') | Some(']') => Err("empty range or misplaced - or ] in a character class".into()),
-        Some('\\') => chars.next().ok_or_else(|| "unclosed [ character class".to_string()),
+        Some('\\') => chars
+            .next()
+            .ok_or_else(|| "unclosed [ character class".to_string()),
         Some(c) => Ok(c),
     }
 }
@@ -270,7 +289,12 @@ fn classify(pattern: &str) -> Result<Kind, String> {
         T::Regex => {
             re.push('$');
             Kind::Regex(Regex::new(&re).map_err(|e| {
-                e.to_string().lines().last().unwrap_or("invalid pattern").trim().to_string()
+                e.to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("invalid pattern")
+                    .trim()
+                    .to_string()
             })?)
         }
     })
@@ -320,8 +344,8 @@ impl Matcher {
             if pattern.exception != excluded {
                 continue;
             }
-            let matched = pattern.matches(path)
-                || parents.iter().any(|&end| pattern.matches(&path[..end]));
+            let matched =
+                pattern.matches(path) || parents.iter().any(|&end| pattern.matches(&path[..end]));
             if matched {
                 excluded = !pattern.exception;
             }

@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(did_you_mean("contxt", ["context", "target"]), " (did you mean \"context\"?)");
+        assert_eq!(
+            did_you_mean("contxt", ["context", "target"]),
+            " (did you mean \"context\"?)"
+        );
         assert_eq!(did_you_mean("zzz", ["context", "target"]), "");
     }
 }

@@ -6,7 +6,9 @@ use super::*;
 
 fn excluded(patterns: &[&str], path: &str) -> bool {
     let text = patterns.join("\n");
-    Matcher::from_bytes(text.as_bytes()).unwrap().is_excluded(path)
+    Matcher::from_bytes(text.as_bytes())
+        .unwrap()
+        .is_excluded(path)
 }
 
 /// (patterns, path, excluded?)
@@ -105,7 +107,11 @@ const CASES: &[(&[&str], &str, bool)] = &[
 fn pattern_table() {
     assert!(CASES.len() >= 60, "only {} cases", CASES.len());
     for (patterns, path, want) in CASES {
-        assert_eq!(excluded(patterns, path), *want, "patterns {patterns:?} on {path:?}");
+        assert_eq!(
+            excluded(patterns, path),
+            *want,
+            "patterns {patterns:?} on {path:?}"
+        );
     }
 }
 
@@ -118,8 +124,14 @@ fn pruning_needs_exception_text_under_the_directory() {
     assert!(!m.is_excluded("dir/keep"));
     for text in ["dir\n!**/keep\n", "dir\n!d*/keep\n"] {
         let m = Matcher::from_bytes(text.as_bytes()).unwrap();
-        assert!(!m.is_excluded("dir/keep"), "{text:?}: matcher alone re-includes");
-        assert!(!m.must_descend("dir"), "{text:?}: but the directory is pruned");
+        assert!(
+            !m.is_excluded("dir/keep"),
+            "{text:?}: matcher alone re-includes"
+        );
+        assert!(
+            !m.must_descend("dir"),
+            "{text:?}: but the directory is pruned"
+        );
     }
     let m = Matcher::from_bytes(b"a\n!a/b/c\n").unwrap();
     assert!(m.must_descend("a"));
@@ -147,7 +159,8 @@ fn keep_adds_an_exception_only_when_needed() {
 
 #[test]
 fn file_parsing() {
-    let lines = parse_lines(b"\xEF\xBB\xBF# c\r\n\n  a/  \r\n!  ./b//c/ \n/d\n#e\n \t\n/\n!/x/../y\n");
+    let lines =
+        parse_lines(b"\xEF\xBB\xBF# c\r\n\n  a/  \r\n!  ./b//c/ \n/d\n#e\n \t\n/\n!/x/../y\n");
     assert_eq!(
         lines,
         vec![

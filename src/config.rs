@@ -1,0 +1,566 @@
+//! `tagsmith.yaml`: finding it, parsing it with locations, and validating it
+//! into [`Config`], whose paths are absolute and known to exist.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde_saphyr::Spanned;
+
+use crate::dockerignore::clean;
+use crate::error::{Error, Result, did_you_mean};
+
+pub const FILE_NAME: &str = "tagsmith.yaml";
+pub const DEFAULT_TAG_LENGTH: usize = 32;
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file, as it is shown in messages.
+    pub path: PathBuf,
+    /// The directory holding the config file: the repository root.
+    pub root: PathBuf,
+    pub registry: String,
+    pub tag_length: usize,
+    /// Default template path for `render`, relative to `root`.
+    pub templates: Option<PathBuf>,
+    /// Registry hosts reached over plain HTTP besides localhost.
+    pub insecure_registries: Vec<String>,
+    pub services: BTreeMap<String, Service>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub name: String,
+    /// Absolute context directory.
+    pub context: PathBuf,
+    /// Absolute Dockerfile path.
+    pub dockerfile: PathBuf,
+    /// The Dockerfile relative to the context, `/`-separated, cleaned;
+    /// starts with `../` when the Dockerfile lives outside the context.
+    pub dockerfile_in_context: String,
+    pub repository: String,
+    pub depends_on: Vec<Located<String>>,
+    pub args: BTreeMap<String, String>,
+    pub target: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// A value with the place in the config file it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub line: u64,
+    pub column: u64,
+}
+
+impl<T> From<Spanned<T>> for Located<T> {
+    fn from(s: Spanned<T>) -> Self {
+        Located {
+            line: s.referenced.line(),
+            column: s.referenced.column(),
+            value: s.value,
+        }
+    }
+}
+
+impl Service {
+    /// The image repository with the registry prefix, without a tag.
+    pub fn repository_ref(&self, config: &Config) -> String {
+        format!("{}/{}", config.registry, self.repository)
+    }
+
+    /// The Dockerfile's path inside the context, if it is inside.
+    pub fn dockerfile_path_in_context(&self) -> Option<&str> {
+        (!self.dockerfile_in_context.starts_with("../"))
+            .then_some(self.dockerfile_in_context.as_str())
+    }
+}
+
+/// `jvm-base` → `JVM_BASE`: the stem of the `<NAME>_IMAGE` / `<NAME>_TAG`
+/// build args and of `TAGSMITH_TAG_<NAME>`.
+pub fn env_name(service: &str) -> String {
+    service
+        .chars()
+        .map(|c| match c {
+            '-' | '.' => '_',
+            c => c.to_ascii_uppercase(),
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    registry: Spanned<String>,
+    tag_length: Option<Spanned<i64>>,
+    templates: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure_registries: Vec<Spanned<String>>,
+    #[serde(deserialize_with = "ordered_map")]
+    services: Vec<(Spanned<String>, RawService)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    context: Spanned<String>,
+    dockerfile: Option<Spanned<String>>,
+    repository: Option<Spanned<String>>,
+    #[serde(default)]
+    depends_on: Vec<Spanned<String>>,
+    #[serde(default)]
+    args: BTreeMap<String, String>,
+    target: Option<String>,
+    platform: Option<String>,
+}
+
+const CONFIG_KEYS: &[&str] = &[
+    "registry",
+    "tag_length",
+    "templates",
+    "insecure_registries",
+    "services",
+];
+const SERVICE_KEYS: &[&str] = &[
+    "context",
+    "dockerfile",
+    "repository",
+    "depends_on",
+    "args",
+    "target",
+    "platform",
+];
+
+/// Services keep their names' locations, so a map is read as a list.
+fn ordered_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<(Spanned<String>, RawService)>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Vec<(Spanned<String>, RawService)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a mapping from service names to services")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(entry) = map.next_entry()? {
+                out.push(entry);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(V)
+}
+
+/// Finds the config: `explicit`, else `tagsmith.yaml` in `cwd` or the nearest ancestor.
+pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        if !path.is_file() {
+            return Err(Error::user(format!(
+                "{}: config file not found",
+                path.display()
+            )));
+        }
+        return Ok(path.to_path_buf());
+    }
+    for dir in cwd.ancestors() {
+        let candidate = dir.join(FILE_NAME);
+        if candidate.is_file() {
+            return Ok(shorten(&candidate, cwd));
+        }
+    }
+    Err(Error::user(format!(
+        "no {FILE_NAME} in {} or any parent directory (pass --config PATH)",
+        cwd.display()
+    )))
+}
+
+/// A path relative to `cwd` when it lies below it: shorter messages.
+fn shorten(path: &Path, cwd: &Path) -> PathBuf {
+    match path.strip_prefix(cwd) {
+        Ok(rel) => rel.to_path_buf(),
+        Err(_) => path.to_path_buf(),
+    }
+}
+
+pub fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let text = String::from_utf8(text)
+        .map_err(|_| Error::user(format!("{}: not valid UTF-8", path.display())))?;
+    parse(path, &text)
+}
+
+/// Parses and validates config text; `path` locates it (paths are relative to its directory).
+pub fn parse(path: &Path, text: &str) -> Result<Config> {
+    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    let root = absolute(path.parent().unwrap_or(Path::new("")))?;
+    let at = |line: u64, column: u64, msg: String| Error::at(path, line, column, msg);
+
+    let registry = raw.registry.value.trim_end_matches('/').to_string();
+    if let Some(problem) = registry_problem(&registry) {
+        return Err(at(
+            raw.registry.referenced.line(),
+            raw.registry.referenced.column(),
+            problem,
+        ));
+    }
+    let tag_length = match raw.tag_length {
+        None => DEFAULT_TAG_LENGTH,
+        Some(s) if (12..=64).contains(&s.value) => s.value as usize,
+        Some(s) => {
+            return Err(at(
+                s.referenced.line(),
+                s.referenced.column(),
+                format!(
+                    "tag_length must be between 12 and 64 hex characters, got {}",
+                    s.value
+                ),
+            ));
+        }
+    };
+
+    let names: Vec<String> = raw.services.iter().map(|(n, _)| n.value.clone()).collect();
+    let mut services = BTreeMap::new();
+    let mut env_names: BTreeMap<String, String> = BTreeMap::new();
+    for (name, svc) in raw.services {
+        let (line, column) = (name.referenced.line(), name.referenced.column());
+        let name = name.value;
+        if !is_component(&name) {
+            return Err(at(
+                line,
+                column,
+                format!(
+                    "service name \"{name}\" is not a valid image repository name: use lowercase letters, digits and single separators (. _ -), e.g. \"{}\"",
+                    suggest_component(&name)
+                ),
+            ));
+        }
+        if let Some(other) = env_names.insert(env_name(&name), name.clone()) {
+            return Err(at(
+                line,
+                column,
+                format!(
+                    "services \"{other}\" and \"{name}\" both map to the build arg {}_IMAGE; rename one",
+                    env_name(&name)
+                ),
+            ));
+        }
+        let service = validate_service(path, &root, &name, svc, &names)?;
+        services.insert(name, service);
+    }
+    if services.is_empty() {
+        return Err(Error::user(format!(
+            "{}: no services defined",
+            path.display()
+        )));
+    }
+
+    let templates = raw.templates.map(|t| root.join(t.value));
+    let insecure_registries = raw
+        .insecure_registries
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    Ok(Config {
+        path: path.to_path_buf(),
+        root,
+        registry,
+        tag_length,
+        templates,
+        insecure_registries,
+        services,
+    })
+}
+
+fn validate_service(
+    path: &Path,
+    root: &Path,
+    name: &str,
+    raw: RawService,
+    names: &[String],
+) -> Result<Service> {
+    let at = |s: &Spanned<String>, msg: String| {
+        Error::at(path, s.referenced.line(), s.referenced.column(), msg)
+    };
+
+    let context = inside_root(root, Path::new(""), &raw.context.value).ok_or_else(|| {
+        at(
+            &raw.context,
+            format!(
+                "context \"{}\" is outside the repository ({})",
+                raw.context.value,
+                root.display()
+            ),
+        )
+    })?;
+    if !context.is_dir() {
+        let what = if context.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        return Err(at(
+            &raw.context,
+            format!(
+                "context \"{}\" of service \"{name}\" {what}",
+                raw.context.value
+            ),
+        ));
+    }
+
+    let dockerfile_spec = raw
+        .dockerfile
+        .clone()
+        .map(|s| s.value)
+        .unwrap_or_else(|| "Dockerfile".into());
+    let df_at = |msg: String| match &raw.dockerfile {
+        Some(s) => at(s, msg),
+        None => at(&raw.context, msg),
+    };
+    let rel_context = context.strip_prefix(root).unwrap_or(&context).to_path_buf();
+    let dockerfile = inside_root(root, &rel_context, &dockerfile_spec).ok_or_else(|| {
+        df_at(format!(
+            "Dockerfile \"{dockerfile_spec}\" of service \"{name}\" is outside the repository"
+        ))
+    })?;
+    if !dockerfile.is_file() {
+        return Err(df_at(format!(
+            "Dockerfile \"{}\" of service \"{name}\" does not exist (dockerfile paths are relative to the context)",
+            shown(root, &dockerfile)
+        )));
+    }
+    let dockerfile_in_context = relative(&context, &dockerfile);
+
+    let repository = match &raw.repository {
+        None => name.to_string(),
+        Some(r) => {
+            if !r.value.split('/').all(is_component) {
+                return Err(at(
+                    r,
+                    format!(
+                        "repository \"{}\" is not a valid image repository path (lowercase components separated by /)",
+                        r.value
+                    ),
+                ));
+            }
+            r.value.clone()
+        }
+    };
+
+    let mut depends_on = Vec::new();
+    for dep in raw.depends_on {
+        if !names.contains(&dep.value) {
+            return Err(at(
+                &dep,
+                format!(
+                    "service \"{name}\" depends on unknown service \"{}\"{}",
+                    dep.value,
+                    did_you_mean(&dep.value, names.iter().map(String::as_str))
+                ),
+            ));
+        }
+        depends_on.push(dep.into());
+    }
+
+    Ok(Service {
+        name: name.to_string(),
+        context,
+        dockerfile,
+        dockerfile_in_context,
+        repository,
+        depends_on,
+        args: raw.args,
+        target: raw.target,
+        platform: raw.platform,
+    })
+}
+
+/// `root/base/spec`, cleaned, if it stays inside `root`.
+fn inside_root(root: &Path, base: &Path, spec: &str) -> Option<PathBuf> {
+    if Path::new(spec).is_absolute() {
+        return None;
+    }
+    let joined = clean(&format!(
+        "{}/{spec}",
+        base.to_string_lossy().replace('\\', "/")
+    ));
+    if joined == ".." || joined.starts_with("../") || joined.starts_with('/') {
+        return None;
+    }
+    Some(if joined == "." {
+        root.to_path_buf()
+    } else {
+        root.join(joined)
+    })
+}
+
+/// The `/`-separated path of `to` relative to the directory `from`.
+pub fn relative(from: &Path, to: &Path) -> String {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut parts: Vec<String> = vec!["..".into(); from.len() - common];
+    parts.extend(
+        to[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    parts.join("/")
+}
+
+fn shown(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn absolute(dir: &Path) -> Result<PathBuf> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::path::absolute(dir)
+        .map(|p| PathBuf::from(clean(&p.to_string_lossy())))
+        .map_err(|e| Error::io(dir, e))
+}
+
+/// One path component of an image repository name (distribution's grammar).
+pub fn is_component(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &s[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+fn suggest_component(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.trim().chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+fn registry_problem(registry: &str) -> Option<String> {
+    if registry.is_empty() {
+        return Some("registry must not be empty (e.g. registry.example.com/team)".into());
+    }
+    if registry.contains("://") {
+        return Some(format!(
+            "registry \"{registry}\" must be a host and path without a scheme (e.g. registry.example.com/team)"
+        ));
+    }
+    let mut parts = registry.split('/');
+    let host = parts.next().unwrap_or_default();
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
+    if !host_ok || !parts.all(is_component) {
+        return Some(format!(
+            "registry \"{registry}\" is not a valid image reference prefix (host[:port]/path, lowercase path)"
+        ));
+    }
+    None
+}
+
+/// Turns a YAML/serde error into `file:line:column: message`, with a
+/// "did you mean" for misspelt keys.
+fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
+    let full = err.without_snippet().to_string();
+    let first = full.lines().next().unwrap_or_default();
+    // The crate prefixes its own "error: line N column M: ".
+    let msg = match first.find(": ") {
+        Some(i) if first.starts_with("error: line ") => &first[i + 2..],
+        _ => first,
+    };
+    let mut msg = msg.to_string();
+    if let Some(field) = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+    {
+        let keys = if msg.contains("context,") {
+            SERVICE_KEYS
+        } else {
+            CONFIG_KEYS
+        };
+        msg = format!(
+            "unknown key \"{field}\"{}; expected one of: {}",
+            did_you_mean(field, keys.iter().copied()),
+            keys.join(", ")
+        );
+    }
+    match err.location() {
+        Some(loc) if loc.line() > 0 => Error::at(path, loc.line(), loc.column(), msg),
+        _ => Error::user(format!("{}: {msg}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_components() {
+        for ok in ["a", "api", "jvm-base", "a.b", "a_b", "a__b", "a--b", "v2"] {
+            assert!(is_component(ok), "{ok}");
+        }
+        for bad in [
+            "", "Api", "a b", "-a", "a-", "a..b", "a___b", "a/b", "_a", "a.-b",
+        ] {
+            assert!(!is_component(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_name("jvm-base"), "JVM_BASE");
+        assert_eq!(env_name("a.b_c"), "A_B_C");
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative(Path::new("/r/a"), Path::new("/r/a/Dockerfile")),
+            "Dockerfile"
+        );
+        assert_eq!(
+            relative(Path::new("/r/a/b"), Path::new("/r/x/Dockerfile")),
+            "../../x/Dockerfile"
+        );
+    }
+
+    #[test]
+    fn registry_prefixes() {
+        assert!(registry_problem("registry.example.com/team").is_none());
+        assert!(registry_problem("127.0.0.1:5000").is_none());
+        assert!(registry_problem("https://x").is_some());
+        assert!(registry_problem("host/Team").is_some());
+    }
+}

@@ -1,0 +1,321 @@
+//! The build context: exactly the entries `docker build` would send, walked
+//! in parallel, each with the digest of its content.
+//!
+//! Selection follows [`crate::dockerignore`]. Symlinks are never followed
+//! (a link's content is its target text). Directories that are excluded but
+//! walked for an exception are not entries themselves, but any such directory
+//! above an included entry is added back, as BuildKit does, so that the tar
+//! made from this list is complete.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ignore::{WalkBuilder, WalkState};
+
+use crate::dockerignore::Matcher;
+use crate::error::{Error, Result};
+
+pub type Digest = [u8; 32];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    File,
+    Dir,
+    Symlink,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "dir",
+            Kind::Symlink => "symlink",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to the context root, `/`-separated, never empty.
+    pub path: String,
+    pub kind: Kind,
+    /// The owner's execute bit (files only): the one mode bit that is kept.
+    pub executable: bool,
+    /// BLAKE3 of a file's content or of a symlink's target text.
+    pub digest: Option<Digest>,
+    /// A symlink's target text.
+    pub target: Option<String>,
+}
+
+/// Which ignore file applies to a service, and which paths Docker always sends.
+pub struct Selection {
+    pub matcher: Matcher,
+    /// The ignore file that was read, if any (for messages and `explain`).
+    pub ignore_file: Option<PathBuf>,
+}
+
+impl Selection {
+    /// Reads `<dockerfile>.dockerignore` if it exists, else `<context>/.dockerignore`,
+    /// and keeps the Dockerfile (when inside the context) and `.dockerignore`.
+    pub fn for_service(
+        context: &Path,
+        dockerfile: &Path,
+        dockerfile_in_context: Option<&str>,
+    ) -> Result<Selection> {
+        let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
+        let generic = context.join(".dockerignore");
+        let ignore_file = [specific, generic].into_iter().find(|p| p.is_file());
+        let mut matcher = match &ignore_file {
+            None => Matcher::default(),
+            Some(path) => {
+                let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+                Matcher::from_bytes(&bytes).map_err(|e| {
+                    Error::user(format!("{}:{}: {}", path.display(), e.line, e.message))
+                })?
+            }
+        };
+        if !matcher.is_empty() {
+            matcher.keep(".dockerignore");
+            if let Some(df) = dockerfile_in_context {
+                matcher.keep(df);
+            }
+        }
+        Ok(Selection {
+            matcher,
+            ignore_file,
+        })
+    }
+}
+
+/// Content digests shared by every walk of one run, so that a file that lies
+/// in several contexts is read once. Keyed by device and inode.
+#[derive(Default)]
+pub struct DigestCache {
+    map: Mutex<HashMap<(u64, u64), Digest>>,
+}
+
+impl DigestCache {
+    fn file_digest(&self, path: &Path, meta: &fs::Metadata) -> Result<Digest> {
+        let key = (meta.dev(), meta.ino());
+        if let Some(d) = self.map.lock().unwrap().get(&key) {
+            return Ok(*d);
+        }
+        let digest = hash_file(path).map_err(|e| Error::io(path, e))?;
+        self.map.lock().unwrap().insert(key, digest);
+        Ok(digest)
+    }
+}
+
+pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
+    let mut hasher = blake3::Hasher::new();
+    let file = fs::File::open(path)?;
+    if file.metadata()?.len() >= 1 << 20 {
+        hasher.update_mmap(path)?;
+    } else {
+        hasher.update_reader(file)?;
+    }
+    Ok(*hasher.finalize().as_bytes())
+}
+
+/// Walks `root` with `threads` threads and returns the selected entries sorted by path.
+pub fn walk(
+    root: &Path,
+    selection: &Selection,
+    cache: &DigestCache,
+    threads: usize,
+) -> Result<Vec<Entry>> {
+    let entries = Mutex::new(Vec::new());
+    let descended = Mutex::new(BTreeSet::new());
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let matcher = &selection.matcher;
+
+    WalkBuilder::new(root)
+        .standard_filters(false)
+        .follow_links(false)
+        .threads(threads)
+        .build_parallel()
+        .run(|| {
+            let mut local: Vec<Entry> = Vec::new();
+            let entries = &entries;
+            let descended = &descended;
+            let first_error = &first_error;
+            // Flush the thread's batch when its visitor is dropped.
+            struct Flush<'a> {
+                local: Vec<Entry>,
+                into: &'a Mutex<Vec<Entry>>,
+            }
+            impl Drop for Flush<'_> {
+                fn drop(&mut self) {
+                    self.into.lock().unwrap().append(&mut self.local);
+                }
+            }
+            let mut flush = Flush {
+                local: std::mem::take(&mut local),
+                into: entries,
+            };
+            Box::new(move |item| {
+                let outcome = item.map_err(|e| walk_error(root, e)).and_then(|dent| {
+                    visit(root, &dent, matcher, cache, &mut flush.local, descended)
+                });
+                match outcome {
+                    Ok(state) => state,
+                    Err(err) => {
+                        first_error.lock().unwrap().get_or_insert(err);
+                        WalkState::Quit
+                    }
+                }
+            })
+        });
+
+    if let Some(err) = first_error.into_inner().unwrap() {
+        return Err(err);
+    }
+    let mut entries = entries.into_inner().unwrap();
+    add_missing_parents(&mut entries, &descended.into_inner().unwrap());
+    entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    Ok(entries)
+}
+
+fn visit(
+    root: &Path,
+    dent: &ignore::DirEntry,
+    matcher: &Matcher,
+    cache: &DigestCache,
+    out: &mut Vec<Entry>,
+    descended: &Mutex<BTreeSet<String>>,
+) -> Result<WalkState> {
+    if dent.depth() == 0 {
+        return Ok(WalkState::Continue);
+    }
+    let path = dent.path();
+    let rel = relative_str(root, path)?;
+    let file_type = dent
+        .file_type()
+        .ok_or_else(|| Error::internal(format!("{}: no file type", path.display())))?;
+    if matcher.is_excluded(&rel) {
+        if file_type.is_dir() {
+            if matcher.must_descend(&rel) {
+                descended.lock().unwrap().insert(rel);
+                return Ok(WalkState::Continue);
+            }
+            return Ok(WalkState::Skip);
+        }
+        return Ok(WalkState::Continue);
+    }
+    let entry = if file_type.is_dir() {
+        Entry {
+            path: rel,
+            kind: Kind::Dir,
+            executable: false,
+            digest: None,
+            target: None,
+        }
+    } else if file_type.is_symlink() {
+        let target = fs::read_link(path).map_err(|e| Error::io(path, e))?;
+        let target = target
+            .to_str()
+            .ok_or_else(|| {
+                Error::user(format!(
+                    "{}: symlink target is not valid UTF-8",
+                    path.display()
+                ))
+            })?
+            .to_string();
+        let digest = *blake3::hash(target.as_bytes()).as_bytes();
+        Entry {
+            path: rel,
+            kind: Kind::Symlink,
+            executable: false,
+            digest: Some(digest),
+            target: Some(target),
+        }
+    } else if file_type.is_file() {
+        let meta = dent.metadata().map_err(|e| walk_error(root, e))?;
+        let digest = cache.file_digest(path, &meta)?;
+        Entry {
+            path: rel,
+            kind: Kind::File,
+            executable: meta.mode() & 0o100 != 0,
+            digest: Some(digest),
+            target: None,
+        }
+    } else {
+        let what = if file_type.is_socket() {
+            "a socket"
+        } else if file_type.is_fifo() {
+            "a named pipe (FIFO)"
+        } else {
+            "a device file"
+        };
+        return Err(Error::user(format!(
+            "{}: {what} cannot be part of a build context; add \"{rel}\" to .dockerignore",
+            path.display()
+        )));
+    };
+    out.push(entry);
+    Ok(WalkState::Continue)
+}
+
+/// Adds the walked-but-excluded directories that hold an included entry.
+fn add_missing_parents(entries: &mut Vec<Entry>, descended: &BTreeSet<String>) {
+    if descended.is_empty() {
+        return;
+    }
+    let mut needed = BTreeSet::new();
+    for e in entries.iter() {
+        let mut p = e.path.as_str();
+        while let Some(i) = p.rfind('/') {
+            p = &p[..i];
+            if descended.contains(p) {
+                needed.insert(p.to_string());
+            }
+        }
+    }
+    entries.extend(needed.into_iter().map(|path| Entry {
+        path,
+        kind: Kind::Dir,
+        executable: false,
+        digest: None,
+        target: None,
+    }));
+}
+
+fn relative_str(root: &Path, path: &Path) -> Result<String> {
+    let rel = path.strip_prefix(root).map_err(|_| {
+        Error::internal(format!(
+            "{} is not under {}",
+            path.display(),
+            root.display()
+        ))
+    })?;
+    rel.to_str().map(str::to_string).ok_or_else(|| {
+        Error::user(format!(
+            "{}: file name is not valid UTF-8; rename it or add it to .dockerignore",
+            path.display()
+        ))
+    })
+}
+
+fn walk_error(root: &Path, err: ignore::Error) -> Error {
+    // Find the path and the I/O cause inside ignore's nested error.
+    fn parts(err: &ignore::Error) -> (Option<PathBuf>, Option<&std::io::Error>) {
+        match err {
+            ignore::Error::WithPath { path, err } => (Some(path.clone()), parts(err).1),
+            ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+                parts(err)
+            }
+            ignore::Error::Io(io) => (None, Some(io)),
+            _ => (None, None),
+        }
+    }
+    match parts(&err) {
+        (Some(path), Some(io)) => Error::io(&path, std::io::Error::new(io.kind(), io.to_string())),
+        (path, _) => Error::user(format!(
+            "{}: {err}",
+            path.as_deref().unwrap_or(root).display()
+        )),
+    }
+}

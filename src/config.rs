@@ -383,10 +383,12 @@ fn inside_root(root: &Path, base: &Path, spec: &str) -> Option<PathBuf> {
     if Path::new(spec).is_absolute() {
         return None;
     }
-    let joined = clean(&format!(
-        "{}/{spec}",
-        base.to_string_lossy().replace('\\', "/")
-    ));
+    let base = base.to_string_lossy();
+    let joined = if base.is_empty() {
+        clean(spec)
+    } else {
+        clean(&format!("{base}/{spec}"))
+    };
     if joined == ".." || joined.starts_with("../") || joined.starts_with('/') {
         return None;
     }

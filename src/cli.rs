@@ -1,0 +1,154 @@
+//! Command-line arguments → a typed command → library calls.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::config;
+use crate::error::{Error, Result};
+use crate::explain::{self, Explain};
+use crate::output::{self, TagsFormat};
+use crate::project::Project;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tagsmith",
+    version,
+    about = "Content-addressed image tags, builds and manifests for container monorepos"
+)]
+pub struct Cli {
+    /// The config file (default: tagsmith.yaml in the current directory or the nearest parent)
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every service's content-hash tag
+    Tags {
+        /// Only these services (their dependencies are still hashed)
+        services: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: TagsFormat,
+    },
+    /// Show every input of a service's tag, or what changed since an earlier `explain --json`
+    Explain {
+        service: String,
+        /// Print JSON (save it to compare later with --against)
+        #[arg(long)]
+        json: bool,
+        /// An earlier `explain --json` output to compare with
+        #[arg(long, value_name = "FILE")]
+        against: Option<PathBuf>,
+    },
+    /// Print services in build order with their dependencies
+    Graph {
+        /// Graphviz dot format
+        #[arg(long)]
+        dot: bool,
+    },
+}
+
+/// Runs a parsed command; everything it prints goes out in one write at the end.
+pub fn run(cli: Cli) -> Result<()> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::internal(format!("current directory: {e}")))?;
+    let path = config::locate(cli.config.as_deref(), &cwd)?;
+    let project = Project::load(config::load(&path)?)?;
+    let out = match cli.command {
+        Command::Tags { services, format } => tags(&project, &services, format)?,
+        Command::Explain {
+            service,
+            json,
+            against,
+        } => explain(&project, &service, json, against)?,
+        Command::Graph { dot } => output::graph(&project.graph, dot),
+    };
+    print(&out)
+}
+
+fn tags(project: &Project, services: &[String], format: TagsFormat) -> Result<String> {
+    let order = project.select(services)?;
+    let github_output = match format {
+        TagsFormat::Github => Some(std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty()).ok_or_else(|| {
+            Error::user("--format github appends to the file named by $GITHUB_OUTPUT, which is not set (it is set inside GitHub Actions steps)")
+        })?),
+        _ => None,
+    };
+    let hashed = project.hash(&order)?;
+    let text = output::tags(format, &output::pick(&hashed, services));
+    match github_output {
+        None => Ok(text),
+        Some(file) => {
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&file)
+                .map_err(|e| Error::io(file.as_ref(), e))?;
+            f.write_all(text.as_bytes())
+                .map_err(|e| Error::io(file.as_ref(), e))?;
+            Ok(String::new())
+        }
+    }
+}
+
+fn explain(
+    project: &Project,
+    service: &str,
+    json: bool,
+    against: Option<PathBuf>,
+) -> Result<String> {
+    let previous = match &against {
+        None => None,
+        Some(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+            let old: Explain = serde_json::from_str(&text).map_err(|e| {
+                Error::at(
+                    file,
+                    e.line() as u64,
+                    e.column() as u64,
+                    format!("not an `explain --json` output: {e}"),
+                )
+            })?;
+            Some(old)
+        }
+    };
+    let order = project.select(&[service.to_string()])?;
+    let hashed = project.hash(&order)?;
+    let current = Explain::new(&project.config.services[service], &hashed[service]);
+    Ok(match previous {
+        Some(old) => {
+            let lines = explain::diff(&old, &current);
+            let mut s = if old.tag == current.tag {
+                format!("{service}: tag unchanged ({})\n", current.tag)
+            } else {
+                format!("{service}: tag {} -> {}\n", old.tag, current.tag)
+            };
+            if lines.is_empty() && old.tag != current.tag {
+                s.push_str("  no input differs: the tag scheme or tag_length changed\n");
+            }
+            for l in lines {
+                s.push_str(&format!("  {l}\n"));
+            }
+            s
+        }
+        None if json => serde_json::to_string_pretty(&current).expect("serializable") + "\n",
+        None => current.to_text(),
+    })
+}
+
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::internal(format!("writing output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}

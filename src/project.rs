@@ -1,0 +1,186 @@
+//! A loaded project: the config, each Dockerfile read once, dependencies
+//! declared and inferred, and the graph. Hashing walks the selected
+//! services' contexts and digests them in build order.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::config::{Config, Service, env_name};
+use crate::context::{self, DigestCache, Entry, Selection};
+use crate::dockerfile;
+use crate::error::{Error, Result, did_you_mean};
+use crate::graph::Graph;
+use crate::hash::{self, Dep};
+
+pub struct Project {
+    pub config: Config,
+    pub graph: Graph,
+    dockerfiles: BTreeMap<String, Vec<u8>>,
+}
+
+/// A service's tag with every input that produced it.
+#[derive(Debug, Clone)]
+pub struct Hashed {
+    pub name: String,
+    pub tag: String,
+    /// `<registry>/<repository>`.
+    pub repository: String,
+    pub dockerfile_path: String,
+    pub dockerfile_digest: blake3::Hash,
+    pub ignore_file: Option<String>,
+    pub entries: Vec<Entry>,
+    pub deps: Vec<Dep>,
+}
+
+impl Hashed {
+    /// The full image reference, `<registry>/<repository>:<tag>`.
+    pub fn image(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+}
+
+impl Project {
+    /// Reads every Dockerfile, infers dependencies, and checks the graph.
+    pub fn load(config: Config) -> Result<Project> {
+        let by_arg: BTreeMap<String, &str> = config
+            .services
+            .keys()
+            .map(|n| (format!("{}_IMAGE", env_name(n)), n.as_str()))
+            .collect();
+        let injected: BTreeSet<String> = by_arg.keys().cloned().collect();
+        let mut dockerfiles = BTreeMap::new();
+        let mut edges = BTreeMap::new();
+        for (name, service) in &config.services {
+            let bytes = std::fs::read(&service.dockerfile)
+                .map_err(|e| Error::io(&service.dockerfile, e))?;
+            let text = String::from_utf8_lossy(&bytes);
+            let scan = dockerfile::scan(&text, &service.args, &injected).map_err(|e| {
+                Error::at(
+                    &shown(&config, &service.dockerfile),
+                    e.line as u64,
+                    1,
+                    e.message,
+                )
+            })?;
+            let mut deps: BTreeSet<String> =
+                service.depends_on.iter().map(|d| d.value.clone()).collect();
+            for r in scan.refs.iter().filter(|r| !r.stage) {
+                deps.extend(
+                    r.vars
+                        .iter()
+                        .filter_map(|v| by_arg.get(v))
+                        .map(|s| s.to_string()),
+                );
+            }
+            edges.insert(name.clone(), deps);
+            dockerfiles.insert(name.clone(), bytes);
+        }
+        let graph = Graph::new(edges).map_err(|cycle| {
+            Error::user(format!(
+                "{}: dependency cycle: {}",
+                config.path.display(),
+                cycle.join(" -> ")
+            ))
+        })?;
+        Ok(Project {
+            config,
+            graph,
+            dockerfiles,
+        })
+    }
+
+    /// Checks service names given on the command line and returns them with
+    /// their dependencies, in build order. No names means every service.
+    pub fn select(&self, names: &[String]) -> Result<Vec<String>> {
+        if names.is_empty() {
+            return Ok(self.graph.order());
+        }
+        for n in names {
+            if !self.config.services.contains_key(n) {
+                return Err(self.unknown_service(n));
+            }
+        }
+        Ok(self.graph.closure(names.iter().map(String::as_str)))
+    }
+
+    pub fn unknown_service(&self, name: &str) -> Error {
+        let known: Vec<&str> = self.config.services.keys().map(String::as_str).collect();
+        Error::user(format!(
+            "unknown service \"{name}\"{}; {} defines: {}",
+            did_you_mean(name, known.iter().copied()),
+            self.config.path.display(),
+            known.join(", ")
+        ))
+    }
+
+    /// Hashes `order` (which must list dependencies before dependents).
+    pub fn hash(&self, order: &[String]) -> Result<BTreeMap<String, Hashed>> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cache = DigestCache::default();
+        let mut done: BTreeMap<String, Hashed> = BTreeMap::new();
+        for name in order {
+            let service = &self.config.services[name];
+            let hashed = self.hash_one(service, &done, &cache, threads)?;
+            done.insert(name.clone(), hashed);
+        }
+        Ok(done)
+    }
+
+    fn hash_one(
+        &self,
+        service: &Service,
+        done: &BTreeMap<String, Hashed>,
+        cache: &DigestCache,
+        threads: usize,
+    ) -> Result<Hashed> {
+        let selection = Selection::for_service(
+            &service.context,
+            &service.dockerfile,
+            service.dockerfile_path_in_context(),
+        )?;
+        let entries = context::walk(&service.context, &selection, cache, threads)?;
+        let deps: Vec<Dep> = self
+            .graph
+            .deps(&service.name)
+            .map(|d| {
+                let h = &done[d];
+                Dep {
+                    name: d.to_string(),
+                    repository: h.repository.clone(),
+                    tag: h.tag.clone(),
+                }
+            })
+            .collect();
+        let dockerfile = &self.dockerfiles[&service.name];
+        let digest = hash::digest(&hash::Inputs {
+            dockerfile_path: &service.dockerfile_in_context,
+            dockerfile,
+            target: service.target.as_deref(),
+            platform: service.platform.as_deref(),
+            args: &service.args,
+            deps: &deps,
+            entries: &entries,
+        });
+        Ok(Hashed {
+            name: service.name.clone(),
+            tag: hash::tag(&digest, self.config.tag_length),
+            repository: service.repository_ref(&self.config),
+            dockerfile_path: service.dockerfile_in_context.clone(),
+            dockerfile_digest: blake3::hash(dockerfile),
+            ignore_file: selection
+                .ignore_file
+                .map(|p| crate::config::relative(&service.context, &p)),
+            entries,
+            deps,
+        })
+    }
+}
+
+/// A path inside the project as it is shown in messages.
+fn shown(config: &Config, path: &Path) -> std::path::PathBuf {
+    let base = config.path.parent().unwrap_or(Path::new(""));
+    match path.strip_prefix(&config.root) {
+        Ok(rel) => base.join(rel),
+        Err(_) => path.to_path_buf(),
+    }
+}

@@ -56,7 +56,20 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<()> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::internal(format!("current directory: {e}")))?;
-    let path = config::locate(cli.config.as_deref(), &cwd)?;
+    run_in(cli, &cwd).map_err(|e| relative_paths(e, &cwd))
+}
+
+/// Paths below the working directory read better relative to it.
+fn relative_paths(err: Error, cwd: &std::path::Path) -> Error {
+    let prefix = format!("{}/", cwd.display());
+    match err {
+        Error::User(m) => Error::User(m.replace(&prefix, "")),
+        Error::Internal(m) => Error::Internal(m.replace(&prefix, "")),
+    }
+}
+
+fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
+    let path = config::locate(cli.config.as_deref(), cwd)?;
     let project = Project::load(config::load(&path)?)?;
     let out = match cli.command {
         Command::Tags { services, format } => tags(&project, &services, format)?,

@@ -502,7 +502,17 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
         Some(i) if first.starts_with("error: line ") => &first[i + 2..],
         _ => first,
     };
-    let mut msg = msg.to_string();
+    // The location goes in front; say what was expected in plain words.
+    let msg = msg.split(" at line ").next().unwrap_or(msg);
+    let mut msg = match msg {
+        "expected string scalar" => "expected a string".to_string(),
+        "expected sequence start" => "expected a list, e.g. [a, b]".to_string(),
+        "expected mapping start" => "expected a mapping of keys to values".to_string(),
+        m if m.starts_with("invalid i64") || m.starts_with("invalid u") => {
+            "expected a whole number".to_string()
+        }
+        m => m.to_string(),
+    };
     if let Some(field) = msg
         .strip_prefix("unknown field `")
         .and_then(|r| r.split('`').next())

@@ -52,15 +52,23 @@ fn describe_io(err: &std::io::Error) -> String {
     }
 }
 
-/// `(did you mean "x"?)` for the closest candidate, if any is close enough.
+/// `(did you mean "x"?)` for the closest candidate, if any is close enough:
+/// a small edit distance (transpositions count once) or a high Jaro-Winkler score.
 pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
+    let max_edits = (word.chars().count() / 3).max(1);
     let best = candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+        .map(|c| {
+            (
+                strsim::osa_distance(word, c),
+                strsim::jaro_winkler(word, c),
+                c,
+            )
+        })
+        .filter(|(edits, jw, _)| *edits <= max_edits || *jw > 0.8)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
     match best {
-        Some((_, c)) => format!(" (did you mean \"{c}\"?)"),
+        Some((_, _, c)) => format!(" (did you mean \"{c}\"?)"),
         None => String::new(),
     }
 }
@@ -76,5 +84,9 @@ mod tests {
             " (did you mean \"context\"?)"
         );
         assert_eq!(did_you_mean("zzz", ["context", "target"]), "");
+        assert_eq!(
+            did_you_mean("wbe", ["api", "web"]),
+            " (did you mean \"web\"?)"
+        );
     }
 }

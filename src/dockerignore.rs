@@ -166,10 +166,9 @@ fn validate_glob(p: &str) -> Result<(), String> {
     let mut chars = p.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => {
-                if chars.next().is_none() {
-                    return Err("trailing \\ escapes nothing".into());
-                }
+            // The guard consumes the escaped character either way.
+            '\\' if chars.next().is_none() => {
+                return Err("trailing \\ escapes nothing".into());
             }
             '[' => {
                 if chars.peek() == Some(&'^') {

@@ -43,14 +43,14 @@ fn unknown_key_with_suggestion() {
 
 #[test]
 fn wrong_types() {
-    let dir = project(&format!(
-        "registry: r.example/t\ntag_length: long\nservices:\n  base:\n    context: images/base\n"
-    ));
+    let dir = project(
+        "registry: r.example/t\ntag_length: long\nservices:\n  base:\n    context: images/base\n",
+    );
     let err = fails(dir.path(), &["tags"]);
     assert!(err.contains("tagsmith.yaml:2:13:"), "{err}");
-    let dir = project(&format!(
-        "registry: r.example/t\ntag_length: 8\nservices:\n  base:\n    context: images/base\n"
-    ));
+    let dir = project(
+        "registry: r.example/t\ntag_length: 8\nservices:\n  base:\n    context: images/base\n",
+    );
     let err = fails(dir.path(), &["tags"]);
     assert!(
         err.contains("tagsmith.yaml:2:13:") && err.contains("between 12 and 64"),

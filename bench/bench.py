@@ -1,0 +1,111 @@
+#!/usr/bin/env python3
+"""tagsmith benchmark: generates a synthetic monorepo and times tagsmith against
+reference tools on the same files, page cache warm, in one run.
+
+    python3 bench/bench.py [--dir DIR] [--services 20] [--files 2500] [--runs 5]
+
+Measures `tagsmith tags` against `b3sum` over the same file list (target: ratio
+<= 1.0, peak RSS <= 64 MB). Prints a Markdown table for the README.
+"""
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def generate(base, services, files, seed=42):
+    """services x files files of 200 B - 64 KB (skewed small: mean ~16 KB)."""
+    marker = os.path.join(base, f".generated-{services}x{files}-{seed}")
+    if os.path.exists(marker):
+        return
+    shutil.rmtree(base, ignore_errors=True)
+    os.makedirs(base)
+    rng = random.Random(seed)
+    blob = rng.randbytes(1 << 20) * 2  # slices of a random 2 MiB buffer: fast, distinct enough
+    cfg = ["registry: bench.example.com/bench", "services:"]
+    for s in range(services):
+        name = f"svc{s:02d}"
+        ctx = os.path.join(base, "services", name)
+        for i in range(files):
+            d = os.path.join(ctx, f"pkg{i // 50:02d}")
+            os.makedirs(d, exist_ok=True)
+            size = 200 + int((64 * 1024 - 200) * rng.random() ** 3)
+            off = rng.randrange(0, len(blob) - size)
+            with open(os.path.join(d, f"f{i:04d}.dat"), "wb") as f:
+                f.write(blob[off:off + size])
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write("FROM scratch\nCOPY . /app\n")
+        cfg += [f"  {name}:", f"    context: services/{name}"]
+    with open(os.path.join(base, "tagsmith.yaml"), "w") as f:
+        f.write("\n".join(cfg) + "\n")
+    open(marker, "w").close()
+
+
+def measure(cmd, runs, cwd, stdin_path=None):
+    """Median wall time (s) and peak RSS (MiB, by GNU time) over `runs` runs."""
+    times, rss = [], 0.0
+    rss_file = os.path.join(cwd, ".rss")
+    for _ in range(runs):
+        stdin = open(stdin_path, "rb") if stdin_path else subprocess.DEVNULL
+        start = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", rss_file] + cmd,
+                           cwd=cwd, stdin=stdin, stdout=subprocess.DEVNULL)
+        times.append(time.perf_counter() - start)
+        if p.returncode != 0:
+            sys.exit(f"{cmd[0]} failed with status {p.returncode}")
+        with open(rss_file) as f:
+            rss = max(rss, int(f.read().split()[-1]) / 1024)
+    return statistics.median(times), rss
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", default="/tmp/tagsmith-bench")
+    ap.add_argument("--services", type=int, default=20)
+    ap.add_argument("--files", type=int, default=2500)
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+
+    for tool, package in (("b3sum", "b3sum"), ("/usr/bin/time", "time")):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed: apt-get install -y {package}")
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    tagsmith = os.path.join(ROOT, "target", "release", "tagsmith")
+
+    print(f"generating {args.services} x {args.files} files under {args.dir} ...", file=sys.stderr)
+    generate(args.dir, args.services, args.files)
+    listing = os.path.join(args.dir, ".files")
+    paths = sorted(
+        os.path.join(dp, f)
+        for dp, _, fs in os.walk(os.path.join(args.dir, "services"))
+        for f in fs
+    )
+    with open(listing, "wb") as f:
+        f.write(b"\0".join(p.encode() for p in paths))
+    total = sum(os.path.getsize(p) for p in paths)
+
+    # Warm the page cache with one untimed run of each.
+    b3 = ["xargs", "-0", "b3sum"]
+    measure([tagsmith, "tags"], 1, args.dir)
+    measure(b3, 1, args.dir, listing)
+    t_tags, rss_tags = measure([tagsmith, "tags"], args.runs, args.dir)
+    t_b3, rss_b3 = measure(b3, args.runs, args.dir, listing)
+
+    ratio = t_tags / t_b3
+    print(f"| what | time (median of {args.runs}) | peak RSS |")
+    print("|---|---|---|")
+    print(f"| `tagsmith tags` ({len(paths)} files, {total / 1e6:.0f} MB, {os.cpu_count()} cores) | {t_tags:.3f} s | {rss_tags:.1f} MiB |")
+    print(f"| `b3sum` over the same file list | {t_b3:.3f} s | {rss_b3:.1f} MiB |")
+    print(f"| ratio tagsmith / b3sum | {ratio:.2f}x (target <= 1.0x) | |")
+    ok = ratio <= 1.0 and rss_tags <= 64
+    print(f"\n{'PASS' if ok else 'MISS'}: ratio {ratio:.2f}, peak RSS {rss_tags:.1f} MiB", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::explain::{self, Explain};
 use crate::output::{self, TagsFormat};
 use crate::project::Project;
+use crate::render;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,20 @@ pub enum Command {
         /// An earlier `explain --json` output to compare with
         #[arg(long, value_name = "FILE")]
         against: Option<PathBuf>,
+    },
+    /// Fill `<< tag "svc" >>`, `<< image "svc" >>` and `<< repository "svc" >>` into manifest templates
+    Render {
+        /// Template files or directories (default: `templates` in tagsmith.yaml)
+        paths: Vec<PathBuf>,
+        /// Write each rendered file under DIR instead of streaming to stdout
+        #[arg(short = 'o', long = "output", value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// With -o: write nothing; exit 1 listing files in DIR that differ
+        #[arg(long, requires = "output")]
+        check: bool,
+        /// With -o: remove files in DIR that no template produces any more
+        #[arg(long, requires = "output", conflicts_with = "check")]
+        prune: bool,
     },
     /// Print services in build order with their dependencies
     Graph {
@@ -78,6 +93,12 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
             json,
             against,
         } => explain(&project, &service, json, against)?,
+        Command::Render {
+            paths,
+            output,
+            check,
+            prune,
+        } => render(&project, paths, output.as_deref(), check, prune)?,
         Command::Graph { dot } => output::graph(&project.graph, dot),
     };
     print(&out)
@@ -151,6 +172,96 @@ fn explain(
         None if json => serde_json::to_string_pretty(&current).expect("serializable") + "\n",
         None => current.to_text(),
     })
+}
+
+fn render(
+    project: &Project,
+    paths: Vec<PathBuf>,
+    output: Option<&std::path::Path>,
+    check: bool,
+    prune: bool,
+) -> Result<String> {
+    let paths = match (paths.is_empty(), &project.config.templates) {
+        (false, _) => paths,
+        (true, Some(default)) => vec![default.clone()],
+        (true, None) => {
+            return Err(Error::user(format!(
+                "no templates given: pass PATH or set `templates` in {}",
+                project.config.path.display()
+            )));
+        }
+    };
+    let (templates, mut errors) = render::load(render::collect(&paths)?)?;
+    let services = &project.config.services;
+    let mut wanted = std::collections::BTreeSet::new();
+    for (t, a) in render::actions(&templates) {
+        if services.contains_key(&a.argument) {
+            wanted.insert(a.argument.clone());
+        } else {
+            errors.push(format!(
+                "{}:{}:{}: unknown service \"{}\"{}",
+                t.source.display(),
+                a.line,
+                a.column,
+                a.argument,
+                crate::error::did_you_mean(&a.argument, services.keys().map(String::as_str))
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::User(errors.join("\n")));
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let hashed = project.hash(&project.select(&wanted)?)?;
+    let rendered = render::render_all(&templates, |a| {
+        let h = &hashed[&a.argument];
+        Ok(match a.function.as_str() {
+            "tag" => h.tag.clone(),
+            "image" => h.image(),
+            _ => h.repository.clone(),
+        })
+    })?;
+    let Some(dir) = output else {
+        return Ok(String::from_utf8_lossy(&render::stream(&rendered)).into_owned());
+    };
+    let plan = render::plan(dir, &rendered)?;
+    let mut report = String::new();
+    if check {
+        for f in &plan.changed {
+            report.push_str(&format!("differs: {}\n", dir.join(f).display()));
+        }
+        for f in &plan.stale {
+            report.push_str(&format!(
+                "stale:   {} (no template produces it)\n",
+                dir.join(f).display()
+            ));
+        }
+        if report.is_empty() {
+            return Ok(String::new());
+        }
+        return Err(Error::User(format!(
+            "{}{} is not up to date: run `tagsmith render -o {}`",
+            report,
+            dir.display(),
+            dir.display()
+        )));
+    }
+    render::write(dir, &rendered, &plan, prune)?;
+    for f in &plan.stale {
+        let verb = if prune {
+            "removed stale"
+        } else {
+            "stale (no template produces it; --prune removes it)"
+        };
+        eprintln!("{verb}: {}", dir.join(f).display());
+    }
+    eprintln!(
+        "rendered {} files into {} ({} changed)",
+        rendered.len(),
+        dir.display(),
+        plan.changed.len()
+    );
+    Ok(report)
 }
 
 fn print(text: &str) -> Result<()> {

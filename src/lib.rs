@@ -15,3 +15,5 @@ pub mod graph;
 pub mod hash;
 pub mod output;
 pub mod project;
+pub mod render;
+pub mod template;

@@ -1,0 +1,249 @@
+//! `render`: templates in, manifests out. Everything is read, parsed and
+//! rendered before anything is written, so an error leaves outputs untouched.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::template::{self, Action, Piece};
+
+/// A template file, parsed.
+pub struct Template {
+    /// The path as shown in messages.
+    pub source: PathBuf,
+    /// Where it goes under `-o DIR` (`/`-separated).
+    pub output: String,
+    bytes: Vec<u8>,
+    pieces: Vec<Piece>,
+}
+
+/// A rendered file.
+pub struct Rendered {
+    pub output: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Lists the template files under `paths`: files as given (output name = base
+/// name), directories recursively (output = path below the directory),
+/// hidden files and directories skipped. Sorted by output path.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
+    let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for path in paths {
+        let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let mut found = Vec::new();
+        if meta.is_dir() {
+            walk(path, path, &mut found)?;
+        } else {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            found.push((path.clone(), name));
+        }
+        for (source, output) in found {
+            if let Some(other) = files.insert(output.clone(), source.clone()) {
+                return Err(Error::user(format!(
+                    "{} and {} would both render to \"{output}\"; pass only one of them",
+                    other.display(),
+                    source.display()
+                )));
+            }
+        }
+    }
+    Ok(files
+        .into_iter()
+        .map(|(output, source)| (source, output))
+        .collect())
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let meta = fs::metadata(&path).map_err(|e| Error::io(&path, e))?;
+        if meta.is_dir() {
+            walk(root, &path, out)?;
+        } else if meta.is_file() {
+            let rel = crate::config::relative(root, &path);
+            out.push((path, rel));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and parses every template. Syntax errors of all files are returned
+/// beside the templates that parsed, so that one run reports them all.
+pub fn load(files: Vec<(PathBuf, String)>) -> Result<(Vec<Template>, Vec<String>)> {
+    let mut templates = Vec::new();
+    let mut errors = Vec::new();
+    for (source, output) in files {
+        let bytes = fs::read(&source).map_err(|e| Error::io(&source, e))?;
+        match template::parse(&bytes) {
+            Ok(pieces) => templates.push(Template {
+                source,
+                output,
+                bytes,
+                pieces,
+            }),
+            Err(errs) => errors.extend(errs.into_iter().map(|e| {
+                format!(
+                    "{}:{}:{}: {}",
+                    source.display(),
+                    e.line,
+                    e.column,
+                    e.message
+                )
+            })),
+        }
+    }
+    Ok((templates, errors))
+}
+
+/// Every action in the templates, with the file it is in.
+pub fn actions(templates: &[Template]) -> impl Iterator<Item = (&Template, &Action)> + '_ {
+    templates.iter().flat_map(|t| {
+        t.pieces.iter().filter_map(move |p| match p {
+            Piece::Action(a) => Some((t, a)),
+            Piece::Text(_) => None,
+        })
+    })
+}
+
+/// Renders every template with `value`, which may fail per action; all
+/// failures are reported together as `path:line:column: message`.
+pub fn render_all(
+    templates: &[Template],
+    mut value: impl FnMut(&Action) -> std::result::Result<String, String>,
+) -> Result<Vec<Rendered>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    for t in templates {
+        let bytes = template::render(&t.bytes, &t.pieces, |a| {
+            value(a).unwrap_or_else(|msg| {
+                errors.push(format!(
+                    "{}:{}:{}: {msg}",
+                    t.source.display(),
+                    a.line,
+                    a.column
+                ));
+                String::new()
+            })
+        });
+        out.push(Rendered {
+            output: t.output.clone(),
+            bytes,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(Error::User(errors.join("\n")));
+    }
+    Ok(out)
+}
+
+fn is_yaml(path: &str) -> bool {
+    path.ends_with(".yaml") || path.ends_with(".yml")
+}
+
+/// One stream for `kubectl apply -f -`: YAML files separated by `---` unless
+/// they already end with one.
+pub fn stream(rendered: &[Rendered]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, r) in rendered.iter().enumerate() {
+        out.extend_from_slice(&r.bytes);
+        let last = i + 1 == rendered.len();
+        if last || !is_yaml(&r.output) || ends_with_separator(&r.bytes) {
+            continue;
+        }
+        if !r.bytes.is_empty() && !r.bytes.ends_with(b"\n") {
+            out.push(b'\n');
+        }
+        out.extend_from_slice(b"---\n");
+    }
+    out
+}
+
+fn ends_with_separator(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let last = text.trim_end().rsplit('\n').next().unwrap_or_default();
+    last.trim_end() == "---"
+}
+
+/// What `-o DIR` would change.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Outputs that are missing or differ.
+    pub changed: Vec<String>,
+    /// Files in DIR that no template produces.
+    pub stale: Vec<String>,
+}
+
+pub fn plan(dir: &Path, rendered: &[Rendered]) -> Result<Plan> {
+    let mut plan = Plan::default();
+    for r in rendered {
+        let path = dir.join(&r.output);
+        match fs::read(&path) {
+            Ok(existing) if existing == r.bytes => {}
+            Ok(_) => plan.changed.push(r.output.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                plan.changed.push(r.output.clone())
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    let produced: BTreeSet<&str> = rendered.iter().map(|r| r.output.as_str()).collect();
+    if dir.is_dir() {
+        let mut existing = Vec::new();
+        walk(dir, dir, &mut existing)?;
+        plan.stale = existing
+            .into_iter()
+            .map(|(_, rel)| rel)
+            .filter(|rel| !produced.contains(rel.as_str()))
+            .collect();
+    }
+    Ok(plan)
+}
+
+/// Writes each changed output through a temporary file and a rename.
+pub fn write(dir: &Path, rendered: &[Rendered], plan: &Plan, prune: bool) -> Result<()> {
+    let changed: BTreeSet<&str> = plan.changed.iter().map(String::as_str).collect();
+    for r in rendered
+        .iter()
+        .filter(|r| changed.contains(r.output.as_str()))
+    {
+        let path = dir.join(&r.output);
+        let parent = path.parent().unwrap_or(dir);
+        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let tmp = parent.join(format!(
+            ".{}.tagsmith-{}",
+            file_name(&path),
+            std::process::id()
+        ));
+        fs::write(&tmp, &r.bytes)
+            .and_then(|_| fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                Error::io(&path, e)
+            })?;
+    }
+    if prune {
+        for rel in &plan.stale {
+            let path = dir.join(rel);
+            fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,193 @@
+//! The manifest template scanner. An action is, on one line:
+//!
+//! ```text
+//! <<  name  "argument"  >>      spaces optional except between name and argument
+//! ```
+//!
+//! where `name` is a lowercase identifier. Everything else passes through byte
+//! for byte: YAML merge keys (`<<: *x`), shell heredocs (`<<EOF`, `<<-EOF`,
+//! `<<'EOF'`, `<< "EOF"`), `{{ }}` and `{% %}` templates, C++ and Ruby `<<`.
+//!
+//! * A full action with an unknown name is an error (`<< tga "api" >>`).
+//! * A known name and argument without `>>` on the line is an error.
+//! * `\<< tag "x" >>` is the literal text `<< tag "x" >>` (the backslash is
+//!   dropped only before something that would otherwise be an action).
+
+use memchr::memmem;
+
+/// The functions an action may call.
+pub const FUNCTIONS: &[&str] = &["tag", "image", "repository"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Bytes copied as they are (a range of the input).
+    Text(std::ops::Range<usize>),
+    Action(Action),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Action {
+    pub function: String,
+    pub argument: String,
+    /// 1-based line and column (in characters) of the opening `<<`.
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// What follows a `<<` when it looks like an action.
+struct Shape {
+    function: String,
+    argument: String,
+    /// Offset just past the closing `>>`, if it is on the line.
+    end: Option<usize>,
+}
+
+/// Splits a template into text and actions; returns every error found.
+pub fn parse(input: &[u8]) -> Result<Vec<Piece>, Vec<TemplateError>> {
+    let mut pieces = Vec::new();
+    let mut errors = Vec::new();
+    let mut copied = 0;
+    let finder = memmem::Finder::new(b"<<");
+    let mut at = 0;
+    while let Some(found) = finder.find(&input[at..]) {
+        let start = at + found;
+        let Some(shape) = shape_at(input, start + 2) else {
+            at = start + 1;
+            continue;
+        };
+        let (line, column) = position(input, start);
+        let known = FUNCTIONS.contains(&shape.function.as_str());
+        let escaped = start > 0 && input[start - 1] == b'\\';
+        match shape.end {
+            Some(end) if escaped => {
+                // `\<< f "x" >>`: drop the backslash, keep the rest as text.
+                pieces.push(Piece::Text(copied..start - 1));
+                pieces.push(Piece::Text(start..end));
+                copied = end;
+                at = end;
+            }
+            Some(end) if known => {
+                pieces.push(Piece::Text(copied..start));
+                pieces.push(Piece::Action(Action {
+                    function: shape.function,
+                    argument: shape.argument,
+                    line,
+                    column,
+                }));
+                copied = end;
+                at = end;
+            }
+            Some(end) => {
+                errors.push(TemplateError {
+                    line,
+                    column,
+                    message: format!(
+                        "unknown function \"{}\"{}; expected one of: {}",
+                        shape.function,
+                        crate::error::did_you_mean(&shape.function, FUNCTIONS.iter().copied()),
+                        FUNCTIONS.join(", ")
+                    ),
+                });
+                at = end;
+            }
+            None if known && !escaped => {
+                errors.push(TemplateError {
+                    line,
+                    column,
+                    message: format!(
+                        "unterminated action: expected `>>` on the same line after `{} \"{}\"`",
+                        shape.function, shape.argument
+                    ),
+                });
+                at = start + 2;
+            }
+            None => at = start + 2,
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    pieces.push(Piece::Text(copied..input.len()));
+    pieces.retain(|p| !matches!(p, Piece::Text(r) if r.is_empty()));
+    Ok(pieces)
+}
+
+/// Reads `␠* name ␠+ "arg" ␠* >>` from `i`, if the text has that shape up to
+/// the closing quote.
+fn shape_at(input: &[u8], mut i: usize) -> Option<Shape> {
+    let spaces = |i: &mut usize| {
+        let start = *i;
+        while input.get(*i) == Some(&b' ') {
+            *i += 1;
+        }
+        *i - start
+    };
+    spaces(&mut i);
+    let name_start = i;
+    if !input.get(i).is_some_and(u8::is_ascii_lowercase) {
+        return None;
+    }
+    while input
+        .get(i)
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+    {
+        i += 1;
+    }
+    let function = String::from_utf8_lossy(&input[name_start..i]).into_owned();
+    if spaces(&mut i) == 0 || input.get(i) != Some(&b'"') {
+        return None;
+    }
+    i += 1;
+    let arg_start = i;
+    while let Some(&b) = input.get(i) {
+        match b {
+            b'"' => break,
+            b'\n' => return None,
+            _ => i += 1,
+        }
+    }
+    input.get(i)?;
+    let argument = String::from_utf8_lossy(&input[arg_start..i]).into_owned();
+    i += 1;
+    spaces(&mut i);
+    let end = input[i..].starts_with(b">>").then_some(i + 2);
+    Some(Shape {
+        function,
+        argument,
+        end,
+    })
+}
+
+/// 1-based line and character column of byte offset `at`.
+fn position(input: &[u8], at: usize) -> (usize, usize) {
+    let before = &input[..at];
+    let line = memchr::memchr_iter(b'\n', before).count() + 1;
+    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+/// Fills every action with `value(action)` and copies the rest.
+pub fn render(input: &[u8], pieces: &[Piece], mut value: impl FnMut(&Action) -> String) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len() + 64);
+    for piece in pieces {
+        match piece {
+            Piece::Text(range) => out.extend_from_slice(&input[range.clone()]),
+            Piece::Action(a) => out.extend_from_slice(value(a).as_bytes()),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

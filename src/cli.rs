@@ -87,19 +87,19 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
     let path = config::locate(cli.config.as_deref(), cwd)?;
     let project = Project::load(config::load(&path)?)?;
     let out = match cli.command {
-        Command::Tags { services, format } => tags(&project, &services, format)?,
+        Command::Tags { services, format } => tags(&project, &services, format)?.into_bytes(),
         Command::Explain {
             service,
             json,
             against,
-        } => explain(&project, &service, json, against)?,
+        } => explain(&project, &service, json, against)?.into_bytes(),
         Command::Render {
             paths,
             output,
             check,
             prune,
         } => render(&project, paths, output.as_deref(), check, prune)?,
-        Command::Graph { dot } => output::graph(&project.graph, dot),
+        Command::Graph { dot } => output::graph(&project.graph, dot).into_bytes(),
     };
     print(&out)
 }
@@ -180,7 +180,7 @@ fn render(
     output: Option<&std::path::Path>,
     check: bool,
     prune: bool,
-) -> Result<String> {
+) -> Result<Vec<u8>> {
     let paths = match (paths.is_empty(), &project.config.templates) {
         (false, _) => paths,
         (true, Some(default)) => vec![default.clone()],
@@ -222,7 +222,7 @@ fn render(
         })
     })?;
     let Some(dir) = output else {
-        return Ok(String::from_utf8_lossy(&render::stream(&rendered)).into_owned());
+        return Ok(render::stream(&rendered));
     };
     let plan = render::plan(dir, &rendered)?;
     let mut report = String::new();
@@ -237,7 +237,7 @@ fn render(
             ));
         }
         if report.is_empty() {
-            return Ok(String::new());
+            return Ok(Vec::new());
         }
         return Err(Error::User(format!(
             "{}{} is not up to date: run `tagsmith render -o {}`",
@@ -261,15 +261,12 @@ fn render(
         dir.display(),
         plan.changed.len()
     );
-    Ok(report)
+    Ok(Vec::new())
 }
 
-fn print(text: &str) -> Result<()> {
+fn print(bytes: &[u8]) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|_| stdout.flush())
-    {
+    match stdout.write_all(bytes).and_then(|_| stdout.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(Error::internal(format!("writing output: {e}")))
         }

@@ -3,7 +3,9 @@
 //! services' contexts and digests them in build order.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::config::{Config, Service, env_name};
 use crate::context::{self, DigestCache, Entry, Selection};
@@ -11,6 +13,9 @@ use crate::dockerfile;
 use crate::error::{Error, Result, did_you_mean};
 use crate::graph::Graph;
 use crate::hash::{self, Dep};
+
+/// A walked context: the ignore file that applied and the selected entries.
+type Walked = (Option<PathBuf>, Vec<Entry>);
 
 pub struct Project {
     pub config: Config,
@@ -115,30 +120,60 @@ impl Project {
 
     /// Hashes `order` (which must list dependencies before dependents).
     pub fn hash(&self, order: &[String]) -> Result<BTreeMap<String, Hashed>> {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cache = DigestCache::default();
+        let walked = self.walk_all(order)?;
         let mut done: BTreeMap<String, Hashed> = BTreeMap::new();
-        for name in order {
+        for (name, (ignore_file, entries)) in order.iter().zip(walked) {
             let service = &self.config.services[name];
-            let hashed = self.hash_one(service, &done, &cache, threads)?;
+            let hashed = self.digest(service, &done, ignore_file, entries);
             done.insert(name.clone(), hashed);
         }
         Ok(done)
     }
 
-    fn hash_one(
-        &self,
-        service: &Service,
-        done: &BTreeMap<String, Hashed>,
-        cache: &DigestCache,
-        threads: usize,
-    ) -> Result<Hashed> {
+    /// Walks the contexts of `order`, several services at a time: a walk of a
+    /// small context spends most of its time waiting, so they overlap. The
+    /// error reported is the first in `order`, whatever finished first.
+    fn walk_all(&self, order: &[String]) -> Result<Vec<(Option<PathBuf>, Vec<Entry>)>> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cache = DigestCache::default();
+        let next = AtomicUsize::new(0);
+        let results: Vec<Mutex<Option<Result<Walked>>>> =
+            order.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..threads.min(order.len()) {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(name) = order.get(i) else { break };
+                        let walked = self.walk_one(&self.config.services[name], &cache, threads);
+                        *results[i].lock().unwrap() = Some(walked);
+                    }
+                });
+            }
+        });
+        results
+            .into_iter()
+            .map(|r| r.into_inner().unwrap().expect("every service was walked"))
+            .collect()
+    }
+
+    fn walk_one(&self, service: &Service, cache: &DigestCache, threads: usize) -> Result<Walked> {
         let selection = Selection::for_service(
             &service.context,
             &service.dockerfile,
             service.dockerfile_path_in_context(),
         )?;
         let entries = context::walk(&service.context, &selection, cache, threads)?;
+        Ok((selection.ignore_file, entries))
+    }
+
+    fn digest(
+        &self,
+        service: &Service,
+        done: &BTreeMap<String, Hashed>,
+        ignore_file: Option<PathBuf>,
+        entries: Vec<Entry>,
+    ) -> Hashed {
         let deps: Vec<Dep> = self
             .graph
             .deps(&service.name)
@@ -161,18 +196,16 @@ impl Project {
             deps: &deps,
             entries: &entries,
         });
-        Ok(Hashed {
+        Hashed {
             name: service.name.clone(),
             tag: hash::tag(&digest, self.config.tag_length),
             repository: service.repository_ref(&self.config),
             dockerfile_path: service.dockerfile_in_context.clone(),
             dockerfile_digest: blake3::hash(dockerfile),
-            ignore_file: selection
-                .ignore_file
-                .map(|p| crate::config::relative(&service.context, &p)),
+            ignore_file: ignore_file.map(|p| crate::config::relative(&service.context, &p)),
             entries,
             deps,
-        })
+        }
     }
 }
 

@@ -82,10 +82,10 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()>
 /// Reads and parses every template. Syntax errors of all files are returned
 /// beside the templates that parsed, so that one run reports them all.
 pub fn load(files: Vec<(PathBuf, String)>) -> Result<(Vec<Template>, Vec<String>)> {
+    let contents = read_parallel(&files)?;
     let mut templates = Vec::new();
     let mut errors = Vec::new();
-    for (source, output) in files {
-        let bytes = fs::read(&source).map_err(|e| Error::io(&source, e))?;
+    for ((source, output), bytes) in files.into_iter().zip(contents) {
         match template::parse(&bytes) {
             Ok(pieces) => templates.push(Template {
                 source,
@@ -105,6 +105,33 @@ pub fn load(files: Vec<(PathBuf, String)>) -> Result<(Vec<Template>, Vec<String>
         }
     }
     Ok((templates, errors))
+}
+
+/// Reads the files on every core: with many small templates the system
+/// calls, not the scanning, are what costs.
+fn read_parallel(files: &[(PathBuf, String)]) -> Result<Vec<Vec<u8>>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(path, _)| fs::read(path).map_err(|e| Error::io(path, e)))
+                        .collect::<Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(files.len());
+        for h in handles {
+            out.extend(
+                h.join()
+                    .map_err(|_| Error::internal("a reader thread panicked"))??,
+            );
+        }
+        Ok(out)
+    })
 }
 
 /// Every action in the templates, with the file it is in.
@@ -171,9 +198,12 @@ pub fn stream(rendered: &[Rendered]) -> Vec<u8> {
 }
 
 fn ends_with_separator(bytes: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(bytes);
-    let last = text.trim_end().rsplit('\n').next().unwrap_or_default();
-    last.trim_end() == "---"
+    let trimmed = bytes.trim_ascii_end();
+    let last_line = match memchr::memrchr(b'\n', trimmed) {
+        Some(i) => &trimmed[i + 1..],
+        None => trimmed,
+    };
+    last_line == b"---"
 }
 
 /// What `-o DIR` would change.

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::build;
 use crate::config;
 use crate::error::{Error, Result};
 use crate::explain::{self, Explain};
@@ -59,6 +60,32 @@ pub enum Command {
         #[arg(long, requires = "output", conflicts_with = "check")]
         prune: bool,
     },
+    /// Build (and with --push, push) every image whose tag is not there yet
+    Build {
+        /// Only these services and their dependencies
+        services: Vec<String>,
+        /// Push to the registry; presence is checked in the registry instead of the local engine
+        #[arg(long)]
+        push: bool,
+        /// Builds at once (default: the number of cores)
+        #[arg(long, short = 'j', value_name = "N")]
+        jobs: Option<usize>,
+        /// Print the plan (each service, its tag, up-to-date or build and why) and do nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Build (and push) even when the tag is present
+        #[arg(long)]
+        force: bool,
+        /// Always pull newer versions of external base images
+        #[arg(long)]
+        pull: bool,
+        /// Hide build logs
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Write a JSON report of every service's status, digest and time
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Print services in build order with their dependencies
     Graph {
         /// Graphviz dot format
@@ -99,6 +126,28 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
             check,
             prune,
         } => render(&project, paths, output.as_deref(), check, prune)?,
+        Command::Build {
+            services,
+            push,
+            jobs,
+            dry_run,
+            force,
+            pull,
+            quiet,
+            report,
+        } => {
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+            let options = build::Options {
+                push,
+                jobs,
+                dry_run,
+                force,
+                pull,
+                quiet,
+            };
+            build(&project, &services, options, report.as_deref())?
+        }
         Command::Graph { dot } => output::graph(&project.graph, dot).into_bytes(),
     };
     print(&out)
@@ -172,6 +221,46 @@ fn explain(
         None if json => serde_json::to_string_pretty(&current).expect("serializable") + "\n",
         None => current.to_text(),
     })
+}
+
+fn build(
+    project: &Project,
+    services: &[String],
+    options: build::Options,
+    report: Option<&std::path::Path>,
+) -> Result<Vec<u8>> {
+    let order = project.select(services)?;
+    let hashed = project.hash(&order)?;
+    let dry_run = options.dry_run;
+    let (outcomes, text) = build::run(project, &order, &hashed, options)?;
+    if let (Some(path), false) = (report, dry_run) {
+        write_atomically(path, build::report_json(&outcomes).as_bytes())?;
+    }
+    let failed = outcomes
+        .iter()
+        .filter(|o| o.status == build::Status::Failed)
+        .count();
+    let blocked = outcomes
+        .iter()
+        .filter(|o| o.status == build::Status::Blocked)
+        .count();
+    if failed + blocked == 0 {
+        return Ok(text.into_bytes());
+    }
+    print(text.as_bytes())?;
+    Err(Error::user(format!(
+        "{failed} failed, {blocked} blocked (see the logs above)"
+    )))
+}
+
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension(format!("tagsmith-{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(path, e)
+        })
 }
 
 fn render(

@@ -94,6 +94,11 @@ impl Project {
         })
     }
 
+    /// The Dockerfile's bytes as they were read (and hashed).
+    pub fn dockerfile(&self, name: &str) -> &[u8] {
+        &self.dockerfiles[name]
+    }
+
     /// Checks service names given on the command line and returns them with
     /// their dependencies, in build order. No names means every service.
     pub fn select(&self, names: &[String]) -> Result<Vec<String>> {

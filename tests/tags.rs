@@ -193,7 +193,7 @@ fn a_base_change_retags_everything_built_on_it() {
         let text = fs::read_to_string(&f).unwrap();
         fs::write(&f, text + "LABEL x=y\n").unwrap();
     });
-    assert_eq!(changed, ["api", "base", "web", "worker"]);
+    assert_eq!(changed, ["api", "base", "web"]);
 }
 
 #[test]
@@ -333,7 +333,7 @@ fn a_dockerfile_outside_the_context_is_an_input() {
 #[test]
 fn a_dependency_tag_change_retags_dependents_only() {
     let changed = retagged(|d| write(&d.join("images/base/etc/motd"), "new motd\n"));
-    assert_eq!(changed, ["api", "base", "web", "worker"]);
+    assert_eq!(changed, ["api", "base", "web"]);
     let changed = retagged(|d| write(&d.join("services/worker/worker.yaml"), "queue: other\n"));
     assert_eq!(changed, ["worker"]);
 }

@@ -59,6 +59,9 @@ pub enum Command {
         /// With -o: remove files in DIR that no template produces any more
         #[arg(long, requires = "output", conflicts_with = "check")]
         prune: bool,
+        /// A `build --report` file: digests for `digest`/`pinned` without asking the registry
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Build (and with --push, push) every image whose tag is not there yet
     Build {
@@ -125,7 +128,15 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
             output,
             check,
             prune,
-        } => render(&project, paths, output.as_deref(), check, prune)?,
+            report,
+        } => render(
+            &project,
+            paths,
+            output.as_deref(),
+            check,
+            prune,
+            report.as_deref(),
+        )?,
         Command::Build {
             services,
             push,
@@ -269,6 +280,7 @@ fn render(
     output: Option<&std::path::Path>,
     check: bool,
     prune: bool,
+    report: Option<&std::path::Path>,
 ) -> Result<Vec<u8>> {
     let paths = match (paths.is_empty(), &project.config.templates) {
         (false, _) => paths,
@@ -302,12 +314,36 @@ fn render(
     }
     let wanted: Vec<String> = wanted.into_iter().collect();
     let hashed = project.hash(&project.select(&wanted)?)?;
+    let pinned: std::collections::BTreeMap<String, String> = render::actions(&templates)
+        .filter(|(_, a)| matches!(a.function.as_str(), "digest" | "pinned"))
+        .map(|(_, a)| (a.argument.clone(), hashed[&a.argument].image()))
+        .collect();
+    let digests = match report {
+        _ if pinned.is_empty() => Default::default(),
+        Some(file) => digests_from_report(file, &hashed)?,
+        None => crate::registry::digests(&pinned, &project.config.insecure_registries)?,
+    };
     let rendered = render::render_all(&templates, |a| {
         let h = &hashed[&a.argument];
+        let digest = || match digests.get(&a.argument) {
+            Some(Some(d)) => Ok(d.clone()),
+            _ => Err(format!(
+                "no digest for \"{}\": {} is not in the registry{}; run `tagsmith build --push` first",
+                a.argument,
+                h.image(),
+                if report.is_some() {
+                    " according to the report"
+                } else {
+                    ""
+                }
+            )),
+        };
         Ok(match a.function.as_str() {
             "tag" => h.tag.clone(),
             "image" => h.image(),
-            _ => h.repository.clone(),
+            "repository" => h.repository.clone(),
+            "digest" => digest()?,
+            _ => format!("{}@{}", h.image(), digest()?),
         })
     })?;
     let Some(dir) = output else {
@@ -351,6 +387,39 @@ fn render(
         plan.changed.len()
     );
     Ok(Vec::new())
+}
+
+/// Digests from a `build --report` file, for the services whose tag in the
+/// report is still the current one.
+fn digests_from_report(
+    file: &std::path::Path,
+    hashed: &std::collections::BTreeMap<String, crate::project::Hashed>,
+) -> Result<std::collections::BTreeMap<String, Option<String>>> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        services: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+        tag: String,
+        digest: Option<String>,
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    let report: Report = serde_json::from_str(&text).map_err(|e| {
+        Error::at(
+            file,
+            e.line() as u64,
+            e.column() as u64,
+            format!("not a `build --report` file: {e}"),
+        )
+    })?;
+    Ok(report
+        .services
+        .into_iter()
+        .filter(|s| hashed.get(&s.name).is_some_and(|h| h.tag == s.tag))
+        .map(|s| (s.name, s.digest))
+        .collect())
 }
 
 fn print(bytes: &[u8]) -> Result<()> {

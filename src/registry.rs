@@ -2,6 +2,7 @@
 //! tag exists, by a manifest HEAD request through `oci-client` (never a pull).
 //! Secrets stay inside [`Credentials`]; nothing here formats them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -155,6 +156,39 @@ impl Registry {
         }
         unreachable!("the last attempt returns")
     }
+}
+
+/// The registry digests of `images` (`name -> image reference`), looked up
+/// concurrently; `None` where the tag is not in the registry.
+pub fn digests(
+    images: &BTreeMap<String, String>,
+    insecure: &[String],
+) -> Result<BTreeMap<String, Option<String>>> {
+    let hosts: Vec<&str> = images.values().map(|i| host(i)).collect();
+    let registry = Registry::new(&hosts, insecure);
+    let mut creds = BTreeMap::new();
+    for h in &hosts {
+        creds.insert(h.to_string(), Credentials::for_host(h)?);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let lookups = images.iter().map(|(name, image)| {
+            let (registry, creds) = (&registry, &creds);
+            async move {
+                Ok::<_, Error>((
+                    name.clone(),
+                    registry.digest(image, &creds[host(image)]).await?,
+                ))
+            }
+        });
+        futures_util::future::join_all(lookups)
+            .await
+            .into_iter()
+            .collect()
+    })
 }
 
 enum Failure {

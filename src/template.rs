@@ -16,7 +16,7 @@
 use memchr::memmem;
 
 /// The functions an action may call.
-pub const FUNCTIONS: &[&str] = &["tag", "image", "repository"];
+pub const FUNCTIONS: &[&str] = &["tag", "image", "repository", "digest", "pinned"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {

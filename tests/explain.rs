@@ -126,7 +126,10 @@ fn graph_in_build_order() {
     let text = ok(demo.path(), &["graph"]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "base");
-    assert!(lines.contains(&"worker"), "worker has no dependencies: {text}");
+    assert!(
+        lines.contains(&"worker"),
+        "worker has no dependencies: {text}"
+    );
     assert!(
         lines
             .iter()

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: real files in temp dirs, the real binary.
 #![allow(dead_code)]
 
+pub mod infra;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,215 @@
+//! A real Docker engine and real registries for the build tests: the CNCF
+//! Distribution registry (`docker-registry serve`) on 127.0.0.1 with a free
+//! port and a temp storage directory, optionally with htpasswd auth.
+//!
+//! With `CI=true` a missing engine or registry fails the test; elsewhere the
+//! test says loudly that it is skipped.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const USER: &str = "tagsmith";
+/// Test-only credentials for a registry that lives for one test.
+pub const PASSWORD: &str = "tagsmith-test-password";
+/// bcrypt (cost 4) of PASSWORD, made with Python's crypt module.
+const HTPASSWD: &str = "tagsmith:$2b$04$8HWJqwMirlECYsKt02tRCuLyVq6WRvBhSgskMgVTY5eA3.jtIlb2O\n";
+
+/// Whether the engine and the registry binary are there; panics under CI=true if not.
+pub fn available(test: &str) -> bool {
+    let engine = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let registry = Command::new("docker-registry")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if engine && registry {
+        return true;
+    }
+    let what = format!(
+        "{test}: needs a Docker engine ({engine}) and docker-registry ({registry}); run .ci/run to set them up"
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what}");
+    }
+    eprintln!("SKIPPED {what}");
+    false
+}
+
+pub struct Registry {
+    child: Child,
+    pub port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    pub fn start(auth: bool) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if auth {
+            std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: tagsmith-test\n    path: {}\n",
+                dir.path().join("htpasswd").display()
+            ));
+        }
+        std::fs::write(dir.path().join("config.yml"), config).unwrap();
+        let child = Command::new("docker-registry")
+            .args(["serve", dir.path().join("config.yml").to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Registry {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while registry.get("/v2/", auth).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "registry on port {port} did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        registry
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A plain HTTP GET against the registry API: (status, body).
+    pub fn get(&self, path: &str, auth: bool) -> Option<(u16, String)> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut req = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n", self.host());
+        if auth {
+            req.push_str(&format!(
+                "Authorization: Basic {}\r\n",
+                base64(&format!("{USER}:{PASSWORD}"))
+            ));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        let status = resp.split_whitespace().nth(1)?.parse().ok()?;
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
+    }
+
+    /// The tags of `repo` as the registry lists them.
+    pub fn tags(&self, repo: &str, auth: bool) -> Vec<String> {
+        match self.get(&format!("/v2/{repo}/tags/list"), auth) {
+            Some((200, body)) => {
+                let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                v["tags"]
+                    .as_array()
+                    .map(|a| a.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn base64(s: &str) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A docker config dir: empty (anonymous), or with `auths` for `host`.
+pub fn docker_config(host: Option<&str>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = match host {
+        None => "{}".to_string(),
+        Some(h) => format!(
+            "{{\"auths\": {{\"{h}\": {{\"auth\": \"{}\"}}}}}}",
+            base64(&format!("{USER}:{PASSWORD}"))
+        ),
+    };
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    dir
+}
+
+/// Runs tagsmith in `dir` with `DOCKER_CONFIG`.
+pub fn tagsmith(dir: &Path, docker_config: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(super::bin())
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_CONFIG", docker_config)
+        .env_remove("GITHUB_OUTPUT")
+        .output()
+        .unwrap()
+}
+
+/// Points a project's config at `registry`.
+pub fn use_registry(dir: &Path, registry: &str) {
+    let path = dir.join("tagsmith.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let i = lines
+        .iter()
+        .position(|l| l.starts_with("registry:"))
+        .unwrap();
+    lines[i] = format!("registry: {registry}");
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+/// `name -> status` from a build report.
+pub fn statuses(report: &Path) -> std::collections::BTreeMap<String, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+pub fn path_of(dir: &tempfile::TempDir, name: &str) -> PathBuf {
+    dir.path().join(name)
+}

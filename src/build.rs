@@ -23,6 +23,7 @@ pub struct Options {
     pub dry_run: bool,
     pub force: bool,
     pub pull: bool,
+    pub no_cache: bool,
     pub quiet: bool,
 }
 
@@ -338,6 +339,7 @@ fn spec(
         target: service.target.clone(),
         platform: service.platform.clone(),
         pull: shared.options.pull,
+        no_cache: shared.options.no_cache,
         auth: shared
             .creds
             .iter()

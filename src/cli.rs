@@ -82,6 +82,9 @@ pub enum Command {
         /// Always pull newer versions of external base images
         #[arg(long)]
         pull: bool,
+        /// Do not use the engine's layer cache
+        #[arg(long)]
+        no_cache: bool,
         /// Hide build logs
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -144,6 +147,7 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
             dry_run,
             force,
             pull,
+            no_cache,
             quiet,
             report,
         } => {
@@ -155,6 +159,7 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
                 dry_run,
                 force,
                 pull,
+                no_cache,
                 quiet,
             };
             build(&project, &services, options, report.as_deref())?

@@ -34,6 +34,7 @@ pub struct BuildSpec {
     pub target: Option<String>,
     pub platform: Option<String>,
     pub pull: bool,
+    pub no_cache: bool,
     /// Registry credentials by host, for base images the engine pulls.
     pub auth: HashMap<String, bollard::auth::DockerCredentials>,
 }
@@ -75,6 +76,7 @@ impl Engine {
             .t(&spec.image)
             .rm(true)
             .forcerm(true)
+            .nocache(spec.no_cache)
             .buildargs(&spec.args)
             .labels(&spec.labels);
         if let Some(target) = &spec.target {

@@ -463,3 +463,24 @@ fn render_fills_digests_from_the_registry_or_a_report() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), want, "offline, from the report");
 }
+
+#[test]
+fn an_unreachable_engine_is_one_clear_error() {
+    let demo = demo();
+    let cfg = infra::docker_config(None);
+    let o = std::process::Command::new(bin())
+        .args(["build", "--quiet"])
+        .current_dir(demo.path())
+        .env("DOCKER_CONFIG", cfg.path())
+        .env("DOCKER_HOST", "tcp://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot reach the Docker engine at tcp://127.0.0.1:1")
+            && err.contains("DOCKER_HOST"),
+        "{err}"
+    );
+}

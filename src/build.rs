@@ -16,15 +16,37 @@ use crate::error::{Error, Result};
 use crate::project::{Hashed, Project};
 use crate::registry::{self, Credentials, Registry};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Options {
+    /// Push to the registry; presence is checked in the registry instead of the local engine
+    #[arg(long)]
     pub push: bool,
-    pub jobs: usize,
+    /// Builds at once (default: the number of cores)
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print the plan (each service, its tag, up-to-date or build and why) and do nothing
+    #[arg(long)]
     pub dry_run: bool,
+    /// Build (and push) even when the tag is present
+    #[arg(long)]
     pub force: bool,
+    /// Always pull newer versions of external base images
+    #[arg(long)]
     pub pull: bool,
+    /// Do not use the engine's layer cache
+    #[arg(long)]
     pub no_cache: bool,
+    /// Hide build logs
+    #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+impl Options {
+    fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,7 +113,7 @@ pub fn run(
     options: Options,
 ) -> Result<(Vec<Outcome>, String)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.jobs.clamp(2, 8))
+        .worker_threads(options.jobs().clamp(2, 8))
         .enable_all()
         .build()
         .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
@@ -205,7 +227,7 @@ async fn execute(
     let total = pending.len();
     let mut running: JoinSet<Outcome> = JoinSet::new();
     let mut running_names: BTreeSet<String> = BTreeSet::new();
-    let jobs = shared.options.jobs.max(1);
+    let jobs = shared.options.jobs();
     loop {
         // Start every service whose dependencies are done, up to --jobs.
         let mut i = 0;

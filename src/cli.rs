@@ -67,27 +67,8 @@ pub enum Command {
     Build {
         /// Only these services and their dependencies
         services: Vec<String>,
-        /// Push to the registry; presence is checked in the registry instead of the local engine
-        #[arg(long)]
-        push: bool,
-        /// Builds at once (default: the number of cores)
-        #[arg(long, short = 'j', value_name = "N")]
-        jobs: Option<usize>,
-        /// Print the plan (each service, its tag, up-to-date or build and why) and do nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Build (and push) even when the tag is present
-        #[arg(long)]
-        force: bool,
-        /// Always pull newer versions of external base images
-        #[arg(long)]
-        pull: bool,
-        /// Do not use the engine's layer cache
-        #[arg(long)]
-        no_cache: bool,
-        /// Hide build logs
-        #[arg(long, short = 'q')]
-        quiet: bool,
+        #[command(flatten)]
+        options: build::Options,
         /// Write a JSON report of every service's status, digest and time
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
@@ -142,28 +123,9 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
         )?,
         Command::Build {
             services,
-            push,
-            jobs,
-            dry_run,
-            force,
-            pull,
-            no_cache,
-            quiet,
+            options,
             report,
-        } => {
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-            let options = build::Options {
-                push,
-                jobs,
-                dry_run,
-                force,
-                pull,
-                no_cache,
-                quiet,
-            };
-            build(&project, &services, options, report.as_deref())?
-        }
+        } => build(&project, &services, options, report.as_deref())?,
         Command::Graph { dot } => output::graph(&project.graph, dot).into_bytes(),
     };
     print(&out)
@@ -203,15 +165,7 @@ fn explain(
     let previous = match &against {
         None => None,
         Some(file) => {
-            let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-            let old: Explain = serde_json::from_str(&text).map_err(|e| {
-                Error::at(
-                    file,
-                    e.line() as u64,
-                    e.column() as u64,
-                    format!("not an `explain --json` output: {e}"),
-                )
-            })?;
+            let old: Explain = read_json(file, "an `explain --json` output")?;
             Some(old)
         }
     };
@@ -410,21 +364,26 @@ fn digests_from_report(
         tag: String,
         digest: Option<String>,
     }
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    let report: Report = serde_json::from_str(&text).map_err(|e| {
-        Error::at(
-            file,
-            e.line() as u64,
-            e.column() as u64,
-            format!("not a `build --report` file: {e}"),
-        )
-    })?;
+    let report: Report = read_json(file, "a `build --report` file")?;
     Ok(report
         .services
         .into_iter()
         .filter(|s| hashed.get(&s.name).is_some_and(|h| h.tag == s.tag))
         .map(|s| (s.name, s.digest))
         .collect())
+}
+
+/// Reads a JSON file that tagsmith wrote earlier; a bad one is a located error.
+fn read_json<T: serde::de::DeserializeOwned>(file: &std::path::Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::at(
+            file,
+            e.line() as u64,
+            e.column() as u64,
+            format!("not {what}: {e}"),
+        )
+    })
 }
 
 fn print(bytes: &[u8]) -> Result<()> {

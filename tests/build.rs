@@ -9,6 +9,14 @@ use std::fs;
 use common::infra::{self, Registry};
 use common::*;
 
+/// A fresh registry and a copy of the demo that pushes to it.
+fn demo_on_registry(auth: bool) -> (Registry, tempfile::TempDir) {
+    let reg = Registry::start(auth);
+    let demo = demo();
+    infra::use_registry(demo.path(), &format!("{}/demo", reg.host()));
+    (reg, demo)
+}
+
 fn status_line(out: &str, name: &str) -> String {
     out.lines()
         .find(|l| l.split_whitespace().next() == Some(name))
@@ -21,10 +29,8 @@ fn acceptance_scenario() {
     if !infra::available("acceptance_scenario") {
         return;
     }
-    let reg = Registry::start(false);
-    let demo = demo();
+    let (reg, demo) = demo_on_registry(false);
     let d = demo.path();
-    infra::use_registry(d, &format!("{}/demo", reg.host()));
     let cfg = infra::docker_config(None);
     let report = d.join("report.json");
     let build = |extra: &[&str]| {
@@ -135,10 +141,8 @@ fn a_failed_build_blocks_its_dependents_only() {
     if !infra::available("a_failed_build_blocks_its_dependents_only") {
         return;
     }
-    let reg = Registry::start(false);
-    let demo = demo();
+    let (reg, demo) = demo_on_registry(false);
     let d = demo.path();
-    infra::use_registry(d, &format!("{}/demo", reg.host()));
     write(
         &d.join("images/base/Dockerfile"),
         "FROM scratch\nCOPY does-not-exist /x\n",
@@ -332,10 +336,8 @@ fn credentials_come_from_the_docker_config_and_never_leak() {
     if !infra::available("credentials_come_from_the_docker_config_and_never_leak") {
         return;
     }
-    let reg = Registry::start(true);
-    let demo = demo();
+    let (reg, demo) = demo_on_registry(true);
     let d = demo.path();
-    infra::use_registry(d, &format!("{}/demo", reg.host()));
     let report = d.join("report.json");
 
     // No credentials: one clear message naming the registry and `docker login`.
@@ -410,10 +412,8 @@ fn render_fills_digests_from_the_registry_or_a_report() {
     if !infra::available("render_fills_digests_from_the_registry_or_a_report") {
         return;
     }
-    let reg = Registry::start(false);
-    let demo = demo();
+    let (reg, demo) = demo_on_registry(false);
     let d = demo.path();
-    infra::use_registry(d, &format!("{}/demo", reg.host()));
     write(
         &d.join("t/pinned.yaml"),
         "image: << pinned \"worker\" >>\ndigest: << digest \"worker\" >>\n",

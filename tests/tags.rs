@@ -90,13 +90,7 @@ fn naming_services_restricts_output_and_hashing() {
     // web's context is not hashed when only api is asked for: a FIFO there
     // breaks `tags` but not `tags api`.
     let fifo = demo.path().join("services/web/dist/pipe");
-    assert!(
-        std::process::Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    mkfifo(&fifo);
     ok(demo.path(), &["tags", "api"]);
     let err = fails(demo.path(), &["tags"]);
     assert!(

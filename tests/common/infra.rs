@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -195,21 +195,5 @@ pub fn use_registry(dir: &Path, registry: &str) {
 
 /// `name -> status` from a build report.
 pub fn statuses(report: &Path) -> std::collections::BTreeMap<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
-    v["services"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_string(),
-                s["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-pub fn path_of(dir: &tempfile::TempDir, name: &str) -> PathBuf {
-    dir.path().join(name)
+    super::by_name(&std::fs::read_to_string(report).unwrap(), "status")
 }

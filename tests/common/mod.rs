@@ -102,8 +102,12 @@ pub fn fails(dir: &Path, args: &[&str]) -> String {
 
 /// `name -> tag` from `tags --format json`.
 pub fn tags(dir: &Path) -> std::collections::BTreeMap<String, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(&ok(dir, &["tags", "--format", "json"])).unwrap();
+    by_name(&ok(dir, &["tags", "--format", "json"]), "tag")
+}
+
+/// `name -> <field>` from a `{"services": [...]}` document (tags, build reports).
+pub fn by_name(json: &str, field: &str) -> std::collections::BTreeMap<String, String> {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
     v["services"]
         .as_array()
         .unwrap()
@@ -111,7 +115,7 @@ pub fn tags(dir: &Path) -> std::collections::BTreeMap<String, String> {
         .map(|s| {
             (
                 s["name"].as_str().unwrap().to_string(),
-                s["tag"].as_str().unwrap().to_string(),
+                s[field].as_str().unwrap().to_string(),
             )
         })
         .collect()
@@ -143,6 +147,11 @@ pub fn inputs(dir: &Path, service: &str) -> Vec<String> {
         .iter()
         .map(|i| i["path"].as_str().unwrap().to_string())
         .collect()
+}
+
+/// Makes a named pipe: a file type no build context may hold.
+pub fn mkfifo(path: &Path) {
+    assert!(Command::new("mkfifo").arg(path).status().unwrap().success());
 }
 
 /// A minimal single-service project whose context is `ctx/`.

@@ -138,27 +138,14 @@ pub fn walk(
         .threads(threads)
         .build_parallel()
         .run(|| {
-            let mut local: Vec<Entry> = Vec::new();
-            let entries = &entries;
-            let descended = &descended;
-            let first_error = &first_error;
-            // Flush the thread's batch when its visitor is dropped.
-            struct Flush<'a> {
-                local: Vec<Entry>,
-                into: &'a Mutex<Vec<Entry>>,
-            }
-            impl Drop for Flush<'_> {
-                fn drop(&mut self) {
-                    self.into.lock().unwrap().append(&mut self.local);
-                }
-            }
-            let mut flush = Flush {
-                local: std::mem::take(&mut local),
-                into: entries,
+            let (descended, first_error) = (&descended, &first_error);
+            let mut batch = Batch {
+                entries: Vec::new(),
+                into: &entries,
             };
             Box::new(move |item| {
                 let outcome = item.map_err(|e| walk_error(root, e)).and_then(|dent| {
-                    visit(root, &dent, matcher, cache, &mut flush.local, descended)
+                    visit(root, &dent, matcher, cache, &mut batch.entries, descended)
                 });
                 match outcome {
                     Ok(state) => state,
@@ -177,6 +164,18 @@ pub fn walk(
     add_missing_parents(&mut entries, &descended.into_inner().unwrap());
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
+}
+
+/// One walker thread's entries, handed over when the thread's visitor is dropped.
+struct Batch<'a> {
+    entries: Vec<Entry>,
+    into: &'a Mutex<Vec<Entry>>,
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.into.lock().unwrap().append(&mut self.entries);
+    }
 }
 
 fn visit(

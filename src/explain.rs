@@ -116,23 +116,11 @@ impl Explain {
             "platform    {}",
             self.platform.clone().unwrap_or_else(none)
         );
-        let _ = writeln!(
-            s,
-            "args        {}",
-            if self.args.is_empty() { "-" } else { "" }.trim_end()
-        );
+        let _ = writeln!(s, "{}", header("args", self.args.is_empty()));
         for (k, v) in &self.args {
             let _ = writeln!(s, "  {k}={v}");
         }
-        let _ = writeln!(
-            s,
-            "depends on  {}",
-            if self.depends_on.is_empty() {
-                none()
-            } else {
-                String::new()
-            }
-        );
+        let _ = writeln!(s, "{}", header("depends on", self.depends_on.is_empty()));
         for d in &self.depends_on {
             let _ = writeln!(s, "  {} {}", d.name, d.tag);
         }
@@ -147,6 +135,15 @@ impl Explain {
             let _ = writeln!(s, "  {:<7} {mode} {:<16} {}", i.kind, what, i.path);
         }
         s
+    }
+}
+
+/// A section title, with `-` when the section is empty.
+fn header(title: &str, empty: bool) -> String {
+    if empty {
+        format!("{title:<11} -")
+    } else {
+        title.to_string()
     }
 }
 

@@ -128,9 +128,14 @@ pub fn walk(
     threads: usize,
 ) -> Result<Vec<Entry>> {
     let entries = Mutex::new(Vec::new());
-    let descended = Mutex::new(BTreeSet::new());
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
-    let matcher = &selection.matcher;
+    let shared = Shared {
+        root,
+        matcher: &selection.matcher,
+        cache,
+        descended: Mutex::new(BTreeSet::new()),
+        decided: Mutex::new(HashMap::new()),
+    };
 
     WalkBuilder::new(root)
         .standard_filters(false)
@@ -138,15 +143,15 @@ pub fn walk(
         .threads(threads)
         .build_parallel()
         .run(|| {
-            let (descended, first_error) = (&descended, &first_error);
+            let (shared, first_error) = (&shared, &first_error);
             let mut batch = Batch {
                 entries: Vec::new(),
                 into: &entries,
             };
             Box::new(move |item| {
-                let outcome = item.map_err(|e| walk_error(root, e)).and_then(|dent| {
-                    visit(root, &dent, matcher, cache, &mut batch.entries, descended)
-                });
+                let outcome = item
+                    .map_err(|e| walk_error(root, e))
+                    .and_then(|dent| visit(shared, &dent, &mut batch.entries));
                 match outcome {
                     Ok(state) => state,
                     Err(err) => {
@@ -161,9 +166,21 @@ pub fn walk(
         return Err(err);
     }
     let mut entries = entries.into_inner().unwrap();
-    add_missing_parents(&mut entries, &descended.into_inner().unwrap());
+    add_missing_parents(&mut entries, &shared.descended.into_inner().unwrap());
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
     Ok(entries)
+}
+
+/// What every walker thread of one walk shares.
+struct Shared<'a> {
+    root: &'a Path,
+    matcher: &'a Matcher,
+    cache: &'a DigestCache,
+    /// Excluded directories walked because an exception lies below them.
+    descended: Mutex<BTreeSet<String>>,
+    /// Each walked directory's per-pattern results, for its children
+    /// (see [`Matcher::decide`]). A directory is always visited before them.
+    decided: Mutex<HashMap<String, Vec<bool>>>,
 }
 
 /// One walker thread's entries, handed over when the thread's visitor is dropped.
@@ -178,26 +195,32 @@ impl Drop for Batch<'_> {
     }
 }
 
-fn visit(
-    root: &Path,
-    dent: &ignore::DirEntry,
-    matcher: &Matcher,
-    cache: &DigestCache,
-    out: &mut Vec<Entry>,
-    descended: &Mutex<BTreeSet<String>>,
-) -> Result<WalkState> {
+fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Result<WalkState> {
     if dent.depth() == 0 {
         return Ok(WalkState::Continue);
     }
+    let (root, matcher, cache) = (shared.root, shared.matcher, shared.cache);
     let path = dent.path();
     let rel = relative_str(root, path)?;
     let file_type = dent
         .file_type()
         .ok_or_else(|| Error::internal(format!("{}: no file type", path.display())))?;
-    if matcher.is_excluded(&rel) {
+    let excluded = if matcher.is_empty() {
+        false
+    } else {
+        let parent = rel
+            .rsplit_once('/')
+            .and_then(|(dir, _)| shared.decided.lock().unwrap().get(dir).cloned());
+        let (excluded, results) = matcher.decide(&rel, parent.as_deref());
+        if file_type.is_dir() {
+            shared.decided.lock().unwrap().insert(rel.clone(), results);
+        }
+        excluded
+    };
+    if excluded {
         if file_type.is_dir() {
             if matcher.must_descend(&rel) {
-                descended.lock().unwrap().insert(rel);
+                shared.descended.lock().unwrap().insert(rel);
                 return Ok(WalkState::Continue);
             }
             return Ok(WalkState::Skip);

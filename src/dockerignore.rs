@@ -6,7 +6,8 @@
 //! * `*` and `?` stay within one segment, `**` spans any number of segments
 //!   (including none), `[...]` is a class (`[^...]` negated), `\` escapes;
 //! * a path is excluded when the last pattern matching it *or one of its
-//!   parent directories* is not an exception (`!`);
+//!   parent directories* is not an exception (`!`); while walking, "matched a
+//!   parent" means "matched when the parent was decided" ([`Matcher::decide`]);
 //! * an excluded directory is pruned with everything below it unless the text
 //!   of some exception starts with the directory's path followed by `/`
 //!   ([`Matcher::must_descend`]).
@@ -350,6 +351,38 @@ impl Matcher {
             }
         }
         excluded
+    }
+
+    /// The rule Docker's context walkers apply (moby's
+    /// `MatchesUsingParentResults`): like [`Matcher::is_excluded`], but a
+    /// parent directory counts as matched by a pattern only if that pattern
+    /// matched when the parent itself was decided. A pattern skipped there
+    /// (because it could not change the parent's answer) does not count, so
+    /// `sub`, `!sub/dir/keep`, `sub/dir` sends `sub/dir/keep`.
+    ///
+    /// `parent` is what this returned for the parent directory (`None` at the
+    /// top level); the second value is to be passed for this path's children.
+    pub fn decide(&self, path: &str, parent: Option<&[bool]>) -> (bool, Vec<bool>) {
+        let mut matched_by = vec![false; self.patterns.len()];
+        let mut excluded = false;
+        for (i, pattern) in self.patterns.iter().enumerate() {
+            let mut matched = parent.is_some_and(|p| p[i]);
+            if !matched {
+                if pattern.exception != excluded {
+                    continue;
+                }
+                matched = pattern.matches(path)
+                    || (parent.is_none()
+                        && path
+                            .match_indices('/')
+                            .any(|(end, _)| pattern.matches(&path[..end])));
+            }
+            matched_by[i] = matched;
+            if matched {
+                excluded = !pattern.exception;
+            }
+        }
+        (excluded, matched_by)
     }
 
     /// Whether Docker walks into the excluded directory `dir` anyway: only

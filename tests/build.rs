@@ -484,3 +484,97 @@ fn an_unreachable_engine_is_one_clear_error() {
         "{err}"
     );
 }
+
+/// The context tagsmith selects equals what the docker CLI sends, for ignore
+/// files whose Docker semantics differ from the obvious reading. The CLI's
+/// classic builder is used so that the image shows exactly the context.
+#[test]
+fn context_selection_matches_the_docker_cli() {
+    if !infra::available("context_selection_matches_the_docker_cli") {
+        return;
+    }
+    let cases = [
+        "dir\n!dir/keep\n",
+        "dir\n!**/keep\n",
+        "dir\n!d*/keep\n",
+        "*\n!sub\n",
+        "**/keep\n",
+        "sub/**\n!sub/dir\n",
+        "*.txt\n!important.txt\n",
+        "# comment\n./top\n/sub/other.txt\n",
+        "[a-d]*\n",
+        "**/*\n!**/*.md\n",
+        "sub\n!sub/dir/keep\nsub/dir\n",
+        "  notes.txt  \n! bin\nbin\n",
+    ];
+    for (i, rules) in cases.iter().enumerate() {
+        let dir = single(Some(rules));
+        let ctx = dir.path().join("ctx");
+        for f in [
+            "dir/keep",
+            "dir/drop",
+            "top",
+            "sub/dir/keep",
+            "sub/other.txt",
+            "important.txt",
+            "notes.txt",
+            "a.md",
+            "docs/b.md",
+            "bin/tool",
+        ] {
+            write(&ctx.join(f), f);
+        }
+        fs::create_dir(ctx.join("empty")).unwrap();
+        std::os::unix::fs::symlink("top", ctx.join("link")).unwrap();
+
+        let image = format!("tagsmith-test-cli-{}-{i}", std::process::id());
+        let o = std::process::Command::new("docker")
+            .args(["build", "-q", "-t", &image, "."])
+            .current_dir(&ctx)
+            .env("DOCKER_BUILDKIT", "0")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "docker build: {}", stderr(&o));
+        let container = String::from_utf8(
+            std::process::Command::new("docker")
+                .args(["create", &image, "/x"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let export = std::process::Command::new("docker")
+            .args(["export", container.trim()])
+            .output()
+            .unwrap();
+        std::process::Command::new("docker")
+            .args(["rm", container.trim()])
+            .output()
+            .unwrap();
+        std::process::Command::new("docker")
+            .args(["rmi", &image])
+            .output()
+            .unwrap();
+        let mut docker: Vec<String> = tar::Archive::new(export.stdout.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| {
+                e.unwrap()
+                    .path()
+                    .unwrap()
+                    .to_string_lossy()
+                    .trim_end_matches('/')
+                    .to_string()
+            })
+            .filter_map(|p| p.strip_prefix("ctx/").map(str::to_string))
+            .collect();
+        // The engine itself drops the Dockerfile and .dockerignore when the
+        // patterns exclude them; tagsmith hashes them always (Docker sends them).
+        let special = |p: &String| p != "Dockerfile" && p != ".dockerignore";
+        docker.retain(special);
+        docker.sort();
+        let mut ours = inputs(dir.path(), "app");
+        ours.retain(special);
+        assert_eq!(ours, docker, "rules {rules:?}");
+    }
+}

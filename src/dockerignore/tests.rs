@@ -210,3 +210,43 @@ fn malformed_patterns_are_errors_with_their_line() {
     }
     assert!(Matcher::from_bytes(b"a]b\n[\\]]\n").is_ok());
 }
+
+/// Decides `path` the way a walk does: every parent first, top down.
+fn decide_walking(m: &Matcher, path: &str) -> bool {
+    let mut parent: Option<Vec<bool>> = None;
+    let mut prefix = String::new();
+    let mut result = false;
+    for part in path.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        let (excluded, info) = m.decide(&prefix, parent.as_deref());
+        result = excluded;
+        parent = Some(info);
+    }
+    result
+}
+
+#[test]
+fn walking_uses_parent_results_like_docker() {
+    // cli: `sub`, `!sub/dir/keep`, `sub/dir` sends sub/dir/keep: `sub/dir` was
+    // skipped when sub/dir was decided, so it does not count as a parent match.
+    let m = Matcher::from_bytes(b"sub\n!sub/dir/keep\nsub/dir\n").unwrap();
+    assert!(
+        m.is_excluded("sub/dir/keep"),
+        "the parent-matching rule alone excludes it"
+    );
+    assert!(!decide_walking(&m, "sub/dir/keep"));
+    assert!(decide_walking(&m, "sub/dir"));
+    assert!(decide_walking(&m, "sub/dir/other"));
+    // Everywhere else the two rules agree.
+    for (patterns, path, want) in CASES {
+        let m = Matcher::from_bytes(patterns.join("\n").as_bytes()).unwrap();
+        assert_eq!(
+            decide_walking(&m, path),
+            *want,
+            "patterns {patterns:?} on {path:?}"
+        );
+    }
+}

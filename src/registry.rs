@@ -145,9 +145,13 @@ impl Registry {
                         tokio::time::sleep(delay).await;
                         delay *= 2;
                     }
-                    Failure::Transient | Failure::Other => {
+                    failure => {
+                        let tries = match failure {
+                            Failure::Transient => format!(" after {} attempts", RETRIES + 1),
+                            _ => String::new(),
+                        };
                         return Err(Error::user(format!(
-                            "registry {host}: checking {image} failed: {}",
+                            "registry {host}: checking {image} failed{tries}: {}",
                             redact(&e)
                         )));
                     }
@@ -241,9 +245,18 @@ pub fn auth_error(host: &str, creds: &Credentials) -> Error {
     ))
 }
 
-/// Error text from a library, with anything that looks like a credential cut.
-fn redact(e: &dyn fmt::Display) -> String {
-    let text = e.to_string();
+/// Error text from a library with its causes ("connection refused"), and
+/// anything that looks like a URL with credentials cut.
+fn redact(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
     text.split_whitespace()
         .map(|w| {
             if w.contains('@') && w.contains(':') && w.contains("//") {

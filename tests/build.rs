@@ -578,3 +578,36 @@ fn context_selection_matches_the_docker_cli() {
         assert_eq!(ours, docker, "rules {rules:?}");
     }
 }
+
+#[test]
+fn an_unreachable_registry_is_retried_then_reported() {
+    if !infra::available("an_unreachable_registry_is_retried_then_reported") {
+        return;
+    }
+    // A port that nothing listens on: every attempt is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let demo = demo();
+    infra::use_registry(demo.path(), &format!("127.0.0.1:{port}/demo"));
+    let cfg = infra::docker_config(None);
+    let start = std::time::Instant::now();
+    let o = infra::tagsmith(
+        demo.path(),
+        cfg.path(),
+        &["build", "--push", "--dry-run", "worker"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("registry 127.0.0.1:{port}")) && err.contains("after 5 attempts"),
+        "{err}"
+    );
+    assert!(
+        start.elapsed() >= std::time::Duration::from_secs(3),
+        "backoff between attempts"
+    );
+}

@@ -14,7 +14,7 @@ use crate::config::env_name;
 use crate::engine::{BuildSpec, Engine};
 use crate::error::{Error, Result};
 use crate::project::{Hashed, Project};
-use crate::registry::{self, Credentials, Registry};
+use crate::registry::{self, CheckError, Credentials, Registry};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Options {
@@ -91,8 +91,16 @@ pub struct Report<'a> {
 
 /// What a service needs, before anything is built.
 enum Step {
-    UpToDate { digest: Option<String> },
-    Build { reason: &'static str },
+    UpToDate {
+        digest: Option<String>,
+    },
+    Build {
+        reason: &'static str,
+    },
+    /// The check itself failed (after retries): reported for this service.
+    Unknown {
+        error: String,
+    },
 }
 
 /// Everything the build tasks share.
@@ -150,15 +158,21 @@ async fn run_async(
     let steps = plan(&shared, order, hashed).await?;
     if options.dry_run {
         let mut text = String::new();
+        let mut failed = Vec::new();
         for name in order {
             let h = &hashed[name];
             let what = match &steps[name] {
                 Step::UpToDate { .. } => "up-to-date".to_string(),
                 Step::Build { reason } => format!("build ({reason})"),
+                Step::Unknown { error } => {
+                    eprintln!("tagsmith: {name}: {error}");
+                    failed.push(outcome(h, Status::Failed, None, 0.0, Some(error.clone())));
+                    "unknown (the check failed)".to_string()
+                }
             };
             let _ = writeln!(text, "{name}\t{}\t{what}", h.image());
         }
-        return Ok((Vec::new(), text));
+        return Ok((failed, text));
     }
 
     let outcomes = execute(project, order, hashed, &steps, shared).await;
@@ -176,16 +190,18 @@ async fn plan(
         let step = if shared.options.force {
             Step::Build { reason: "--force" }
         } else if shared.options.push {
-            match shared
-                .registry
-                .digest(&h.image(), &shared.creds[registry::host(&h.repository)])
-                .await?
-            {
-                Some(digest) => Step::UpToDate {
+            let creds = &shared.creds[registry::host(&h.repository)];
+            match shared.registry.digest(&h.image(), creds).await {
+                Ok(Some(digest)) => Step::UpToDate {
                     digest: Some(digest),
                 },
-                None => Step::Build {
+                Ok(None) => Step::Build {
                     reason: "not in registry",
+                },
+                // Bad credentials concern the whole run: one message.
+                Err(CheckError::Auth(e)) => return Err(e),
+                Err(CheckError::Failed(e)) => Step::Unknown {
+                    error: e.to_string(),
                 },
             }
         } else if shared.engine.has_image(&h.image()).await? {
@@ -222,6 +238,11 @@ async fn execute(
                 );
             }
             Step::Build { .. } => pending.push(name.clone()),
+            Step::Unknown { error } => {
+                eprintln!("tagsmith: {name}: {error}");
+                let failed = outcome(h, Status::Failed, None, 0.0, Some(error.clone()));
+                done.insert(name.clone(), failed);
+            }
         }
     }
     let total = pending.len();

@@ -100,6 +100,22 @@ pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
         || insecure.iter().any(|h| h == host || h == name)
 }
 
+/// Why a tag could not be checked: the credentials (which concerns every
+/// image on that registry), or something about this one image.
+#[derive(Debug)]
+pub enum CheckError {
+    Auth(Error),
+    Failed(Error),
+}
+
+impl From<CheckError> for Error {
+    fn from(e: CheckError) -> Error {
+        match e {
+            CheckError::Auth(e) | CheckError::Failed(e) => e,
+        }
+    }
+}
+
 pub struct Registry {
     client: Client,
 }
@@ -125,10 +141,16 @@ impl Registry {
 
     /// The manifest digest of `image` (`host/repo:tag`), or `None` if the tag
     /// does not exist. Transient failures are retried with backoff.
-    pub async fn digest(&self, image: &str, creds: &Credentials) -> Result<Option<String>> {
-        let reference: Reference = image
-            .parse()
-            .map_err(|e| Error::user(format!("{image}: not a valid image reference: {e}")))?;
+    pub async fn digest(
+        &self,
+        image: &str,
+        creds: &Credentials,
+    ) -> Result<Option<String>, CheckError> {
+        let reference: Reference = image.parse().map_err(|e| {
+            CheckError::Failed(Error::user(format!(
+                "{image}: not a valid image reference: {e}"
+            )))
+        })?;
         let host = host(image);
         let mut delay = Duration::from_millis(250);
         for attempt in 0..=RETRIES {
@@ -140,7 +162,7 @@ impl Registry {
                 Ok(digest) => return Ok(Some(digest)),
                 Err(e) => match classify(&e) {
                     Failure::Absent => return Ok(None),
-                    Failure::Auth => return Err(auth_error(host, creds)),
+                    Failure::Auth => return Err(CheckError::Auth(auth_error(host, creds))),
                     Failure::Transient if attempt < RETRIES => {
                         tokio::time::sleep(delay).await;
                         delay *= 2;
@@ -150,10 +172,10 @@ impl Registry {
                             Failure::Transient => format!(" after {} attempts", RETRIES + 1),
                             _ => String::new(),
                         };
-                        return Err(Error::user(format!(
+                        return Err(CheckError::Failed(Error::user(format!(
                             "registry {host}: checking {image} failed{tries}: {}",
                             redact(&e)
-                        )));
+                        ))));
                     }
                 },
             }

@@ -600,8 +600,13 @@ fn an_unreachable_registry_is_retried_then_reported() {
         &["build", "--push", "--dry-run", "worker"],
     );
     assert_eq!(o.status.code(), Some(1));
-    assert!(o.stdout.is_empty());
+    let out = stdout(&o);
+    assert!(
+        out.contains("unknown (the check failed)"),
+        "reported for the service: {out}"
+    );
     let err = stderr(&o);
+    assert!(err.contains("tagsmith: worker: registry"), "{err}");
     assert!(
         err.contains(&format!("registry 127.0.0.1:{port}")) && err.contains("after 5 attempts"),
         "{err}"

@@ -616,3 +616,52 @@ fn an_unreachable_registry_is_retried_then_reported() {
         "backoff between attempts"
     );
 }
+
+#[test]
+fn credential_helpers_are_used() {
+    if !infra::available("credential_helpers_are_used") {
+        return;
+    }
+    let (reg, demo) = demo_on_registry(true);
+    let d = demo.path();
+    // A credential helper speaking the docker-credential protocol: `get`
+    // reads the server on stdin and answers with JSON.
+    let bin_dir = tempfile::tempdir().unwrap();
+    let helper = bin_dir.path().join("docker-credential-tagsmithtest");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\nprintf '{{\"ServerURL\":\"%s\",\"Username\":\"{}\",\"Secret\":\"{}\"}}' \"$server\"\n",
+            infra::USER,
+            infra::PASSWORD
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    for config in [
+        "{\"credsStore\": \"tagsmithtest\"}".to_string(),
+        format!(
+            "{{\"credHelpers\": {{\"{}\": \"tagsmithtest\"}}}}",
+            reg.host()
+        ),
+    ] {
+        let cfg = tempfile::tempdir().unwrap();
+        fs::write(cfg.path().join("config.json"), &config).unwrap();
+        let o = std::process::Command::new(bin())
+            .args(["build", "--push", "--quiet", "worker"])
+            .current_dir(d)
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{config}: {}", stderr(&o));
+        assert!(!stdout(&o).contains(infra::PASSWORD) && !stderr(&o).contains(infra::PASSWORD));
+    }
+    assert_eq!(reg.tags("demo/worker", true), [tags(d)["worker"].clone()]);
+}

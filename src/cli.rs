@@ -113,7 +113,7 @@ fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
             check,
             prune,
             report,
-        } => render(
+        } => render::run(
             &project,
             paths,
             output.as_deref(),
@@ -165,7 +165,7 @@ fn explain(
     let previous = match &against {
         None => None,
         Some(file) => {
-            let old: Explain = read_json(file, "an `explain --json` output")?;
+            let old: Explain = output::read_json(file, "an `explain --json` output")?;
             Some(old)
         }
     };
@@ -231,159 +231,6 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
             let _ = std::fs::remove_file(&tmp);
             Error::io(path, e)
         })
-}
-
-fn render(
-    project: &Project,
-    paths: Vec<PathBuf>,
-    output: Option<&std::path::Path>,
-    check: bool,
-    prune: bool,
-    report: Option<&std::path::Path>,
-) -> Result<Vec<u8>> {
-    let paths = match (paths.is_empty(), &project.config.templates) {
-        (false, _) => paths,
-        (true, Some(default)) => vec![default.clone()],
-        (true, None) => {
-            return Err(Error::user(format!(
-                "no templates given: pass PATH or set `templates` in {}",
-                project.config.path.display()
-            )));
-        }
-    };
-    let (templates, mut errors) = render::load(render::collect(&paths)?)?;
-    let services = &project.config.services;
-    let mut wanted = std::collections::BTreeSet::new();
-    for (t, a) in render::actions(&templates) {
-        if services.contains_key(&a.argument) {
-            wanted.insert(a.argument.clone());
-        } else {
-            errors.push(format!(
-                "{}:{}:{}: unknown service \"{}\"{}",
-                t.source.display(),
-                a.line,
-                a.column,
-                a.argument,
-                crate::error::did_you_mean(&a.argument, services.keys().map(String::as_str))
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(Error::User(errors.join("\n")));
-    }
-    let wanted: Vec<String> = wanted.into_iter().collect();
-    let hashed = project.hash(&project.select(&wanted)?)?;
-    let pinned: std::collections::BTreeMap<String, String> = render::actions(&templates)
-        .filter(|(_, a)| matches!(a.function.as_str(), "digest" | "pinned"))
-        .map(|(_, a)| (a.argument.clone(), hashed[&a.argument].image()))
-        .collect();
-    let digests = match report {
-        _ if pinned.is_empty() => Default::default(),
-        Some(file) => digests_from_report(file, &hashed)?,
-        None => crate::registry::digests(&pinned, &project.config.insecure_registries)?,
-    };
-    let rendered = render::render_all(&templates, |a| {
-        let h = &hashed[&a.argument];
-        let digest = || match digests.get(&a.argument) {
-            Some(Some(d)) => Ok(d.clone()),
-            _ => Err(format!(
-                "no digest for \"{}\": {} is not in the registry{}; run `tagsmith build --push` first",
-                a.argument,
-                h.image(),
-                if report.is_some() {
-                    " according to the report"
-                } else {
-                    ""
-                }
-            )),
-        };
-        Ok(match a.function.as_str() {
-            "tag" => h.tag.clone(),
-            "image" => h.image(),
-            "repository" => h.repository.clone(),
-            "digest" => digest()?,
-            _ => format!("{}@{}", h.image(), digest()?),
-        })
-    })?;
-    let Some(dir) = output else {
-        return Ok(render::stream(&rendered));
-    };
-    let plan = render::plan(dir, &rendered)?;
-    let mut report = String::new();
-    if check {
-        for f in &plan.changed {
-            report.push_str(&format!("differs: {}\n", dir.join(f).display()));
-        }
-        for f in &plan.stale {
-            report.push_str(&format!(
-                "stale:   {} (no template produces it)\n",
-                dir.join(f).display()
-            ));
-        }
-        if report.is_empty() {
-            return Ok(Vec::new());
-        }
-        return Err(Error::User(format!(
-            "{}{} is not up to date: run `tagsmith render -o {}`",
-            report,
-            dir.display(),
-            dir.display()
-        )));
-    }
-    render::write(dir, &rendered, &plan, prune)?;
-    for f in &plan.stale {
-        let verb = if prune {
-            "removed stale"
-        } else {
-            "stale (no template produces it; --prune removes it)"
-        };
-        eprintln!("{verb}: {}", dir.join(f).display());
-    }
-    eprintln!(
-        "rendered {} files into {} ({} changed)",
-        rendered.len(),
-        dir.display(),
-        plan.changed.len()
-    );
-    Ok(Vec::new())
-}
-
-/// Digests from a `build --report` file, for the services whose tag in the
-/// report is still the current one.
-fn digests_from_report(
-    file: &std::path::Path,
-    hashed: &std::collections::BTreeMap<String, crate::project::Hashed>,
-) -> Result<std::collections::BTreeMap<String, Option<String>>> {
-    #[derive(serde::Deserialize)]
-    struct Report {
-        services: Vec<Entry>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry {
-        name: String,
-        tag: String,
-        digest: Option<String>,
-    }
-    let report: Report = read_json(file, "a `build --report` file")?;
-    Ok(report
-        .services
-        .into_iter()
-        .filter(|s| hashed.get(&s.name).is_some_and(|h| h.tag == s.tag))
-        .map(|s| (s.name, s.digest))
-        .collect())
-}
-
-/// Reads a JSON file that tagsmith wrote earlier; a bad one is a located error.
-fn read_json<T: serde::de::DeserializeOwned>(file: &std::path::Path, what: &str) -> Result<T> {
-    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
-    serde_json::from_str(&text).map_err(|e| {
-        Error::at(
-            file,
-            e.line() as u64,
-            e.column() as u64,
-            format!("not {what}: {e}"),
-        )
-    })
 }
 
 fn print(bytes: &[u8]) -> Result<()> {

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::config::env_name;
+use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::project::Hashed;
 
@@ -100,4 +101,17 @@ pub fn pick<'a>(all: &'a BTreeMap<String, Hashed>, names: &[String]) -> Vec<&'a 
     all.values()
         .filter(|h| names.is_empty() || names.contains(&h.name))
         .collect()
+}
+
+/// Reads a JSON file that tagsmith wrote earlier; a bad one is a located error.
+pub fn read_json<T: serde::de::DeserializeOwned>(file: &std::path::Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(file).map_err(|e| Error::io(file, e))?;
+    serde_json::from_str(&text).map_err(|e| {
+        Error::at(
+            file,
+            e.line() as u64,
+            e.column() as u64,
+            format!("not {what}: {e}"),
+        )
+    })
 }

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, did_you_mean};
+use crate::project::{Hashed, Project};
 use crate::template::{self, Action, Piece};
 
 /// A template file, parsed.
@@ -276,4 +277,145 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+/// `tagsmith render`: returns what goes to stdout.
+pub fn run(
+    project: &Project,
+    paths: Vec<PathBuf>,
+    output: Option<&std::path::Path>,
+    check: bool,
+    prune: bool,
+    report: Option<&std::path::Path>,
+) -> Result<Vec<u8>> {
+    let paths = match (paths.is_empty(), &project.config.templates) {
+        (false, _) => paths,
+        (true, Some(default)) => vec![default.clone()],
+        (true, None) => {
+            return Err(Error::user(format!(
+                "no templates given: pass PATH or set `templates` in {}",
+                project.config.path.display()
+            )));
+        }
+    };
+    let (templates, mut errors) = load(collect(&paths)?)?;
+    let services = &project.config.services;
+    let mut wanted = BTreeSet::new();
+    for (t, a) in actions(&templates) {
+        if services.contains_key(&a.argument) {
+            wanted.insert(a.argument.clone());
+        } else {
+            errors.push(format!(
+                "{}:{}:{}: unknown service \"{}\"{}",
+                t.source.display(),
+                a.line,
+                a.column,
+                a.argument,
+                did_you_mean(&a.argument, services.keys().map(String::as_str))
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(Error::User(errors.join("\n")));
+    }
+    let wanted: Vec<String> = wanted.into_iter().collect();
+    let hashed = project.hash(&project.select(&wanted)?)?;
+    let pinned: BTreeMap<String, String> = actions(&templates)
+        .filter(|(_, a)| matches!(a.function.as_str(), "digest" | "pinned"))
+        .map(|(_, a)| (a.argument.clone(), hashed[&a.argument].image()))
+        .collect();
+    let digests = match report {
+        _ if pinned.is_empty() => Default::default(),
+        Some(file) => digests_from_report(file, &hashed)?,
+        None => crate::registry::digests(&pinned, &project.config.insecure_registries)?,
+    };
+    let rendered = render_all(&templates, |a| {
+        let h = &hashed[&a.argument];
+        let digest = || match digests.get(&a.argument) {
+            Some(Some(d)) => Ok(d.clone()),
+            _ => Err(format!(
+                "no digest for \"{}\": {} is not in the registry{}; run `tagsmith build --push` first",
+                a.argument,
+                h.image(),
+                if report.is_some() {
+                    " according to the report"
+                } else {
+                    ""
+                }
+            )),
+        };
+        Ok(match a.function.as_str() {
+            "tag" => h.tag.clone(),
+            "image" => h.image(),
+            "repository" => h.repository.clone(),
+            "digest" => digest()?,
+            _ => format!("{}@{}", h.image(), digest()?),
+        })
+    })?;
+    let Some(dir) = output else {
+        return Ok(stream(&rendered));
+    };
+    let plan = plan(dir, &rendered)?;
+    let mut report = String::new();
+    if check {
+        for f in &plan.changed {
+            report.push_str(&format!("differs: {}\n", dir.join(f).display()));
+        }
+        for f in &plan.stale {
+            report.push_str(&format!(
+                "stale:   {} (no template produces it)\n",
+                dir.join(f).display()
+            ));
+        }
+        if report.is_empty() {
+            return Ok(Vec::new());
+        }
+        return Err(Error::User(format!(
+            "{}{} is not up to date: run `tagsmith render -o {}`",
+            report,
+            dir.display(),
+            dir.display()
+        )));
+    }
+    write(dir, &rendered, &plan, prune)?;
+    for f in &plan.stale {
+        let verb = if prune {
+            "removed stale"
+        } else {
+            "stale (no template produces it; --prune removes it)"
+        };
+        eprintln!("{verb}: {}", dir.join(f).display());
+    }
+    eprintln!(
+        "rendered {} files into {} ({} changed)",
+        rendered.len(),
+        dir.display(),
+        plan.changed.len()
+    );
+    Ok(Vec::new())
+}
+
+/// Digests from a `build --report` file, for the services whose tag in the
+/// report is still the current one.
+fn digests_from_report(
+    file: &std::path::Path,
+    hashed: &BTreeMap<String, Hashed>,
+) -> Result<BTreeMap<String, Option<String>>> {
+    #[derive(serde::Deserialize)]
+    struct Report {
+        services: Vec<Entry>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        name: String,
+        tag: String,
+        digest: Option<String>,
+    }
+    let report: Report = crate::output::read_json(file, "a `build --report` file")?;
+    Ok(report
+        .services
+        .into_iter()
+        .filter(|s| hashed.get(&s.name).is_some_and(|h| h.tag == s.tag))
+        .map(|s| (s.name, s.digest))
+        .collect())
 }

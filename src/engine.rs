@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 
 use crate::context::Entry;
 use crate::error::{Error, Result};
-use crate::registry::Credentials;
 
 pub struct Engine {
     docker: Docker,
@@ -172,15 +171,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    pub fn credentials_map(
-        hosts: &[(String, Credentials)],
-    ) -> HashMap<String, bollard::auth::DockerCredentials> {
-        hosts
-            .iter()
-            .map(|(h, c)| (h.clone(), c.docker(h)))
-            .collect()
     }
 }
 

@@ -1,17 +1,15 @@
-//! Command-line arguments → a typed command → library calls.
+//! Command-line arguments: clap types only, each turned into a command's
+//! plain options; then the command runs and its report goes to stdout.
 
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::build;
-use crate::config;
+use crate::commands::{Report, build, explain, graph, render, tags};
 use crate::error::{Error, Result};
-use crate::explain::{self, Explain};
-use crate::output::{self, TagsFormat};
 use crate::project::Project;
-use crate::render;
+use crate::shell::{Shell, Verbosity};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -36,17 +34,20 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "text")]
         format: TagsFormat,
     },
-    /// Show every input of a service's tag, or what changed since an earlier `explain --json`
+    /// Show every input of a service's tag, what changed since an earlier `explain --json`, or why a path is (not) in its context
     Explain {
         service: String,
         /// Print JSON (save it to compare later with --against)
         #[arg(long)]
         json: bool,
         /// An earlier `explain --json` output to compare with
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "path")]
         against: Option<PathBuf>,
+        /// Say why PATH is or is not in the build context (repeatable; relative to the current directory or the context)
+        #[arg(long, value_name = "PATH")]
+        path: Vec<PathBuf>,
     },
-    /// Fill `<< tag "svc" >>`, `<< image "svc" >>` and `<< repository "svc" >>` into manifest templates
+    /// Fill `<< tag "svc" >>`, `<< image "svc" >>` and other actions into manifest templates
     Render {
         /// Template files or directories (default: `templates` in tagsmith.yaml)
         paths: Vec<PathBuf>,
@@ -64,15 +65,7 @@ pub enum Command {
         report: Option<PathBuf>,
     },
     /// Build (and with --push, push) every image whose tag is not there yet
-    Build {
-        /// Only these services and their dependencies
-        services: Vec<String>,
-        #[command(flatten)]
-        options: build::Options,
-        /// Write a JSON report of every service's status, digest and time
-        #[arg(long, value_name = "FILE")]
-        report: Option<PathBuf>,
-    },
+    Build(BuildArgs),
     /// Print services in build order with their dependencies
     Graph {
         /// Graphviz dot format
@@ -81,156 +74,151 @@ pub enum Command {
     },
 }
 
-/// Runs a parsed command; everything it prints goes out in one write at the end.
-pub fn run(cli: Cli) -> Result<()> {
-    let cwd =
-        std::env::current_dir().map_err(|e| Error::internal(format!("current directory: {e}")))?;
-    run_in(cli, &cwd).map_err(|e| relative_paths(e, &cwd))
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TagsFormat {
+    Text,
+    Json,
+    Env,
+    Github,
 }
 
-/// Paths below the working directory read better relative to it.
-fn relative_paths(err: Error, cwd: &std::path::Path) -> Error {
-    let prefix = format!("{}/", cwd.display());
-    match err {
-        Error::User(m) => Error::User(m.replace(&prefix, "")),
-        Error::Internal(m) => Error::Internal(m.replace(&prefix, "")),
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Only these services and their dependencies
+    services: Vec<String>,
+    /// Push to the registry; presence is checked in the registry instead of the local engine
+    #[arg(long)]
+    push: bool,
+    /// Builds at once (default: the number of cores)
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+    /// Print the plan (each service, its tag, up-to-date or build and why) and do nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Build (and push) even when the tag is present
+    #[arg(long)]
+    force: bool,
+    /// Always pull newer versions of external base images
+    #[arg(long)]
+    pull: bool,
+    /// Do not use the engine's layer cache
+    #[arg(long)]
+    no_cache: bool,
+    /// Hide build logs
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Write a JSON report of every service's status, digest and time
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+impl From<BuildArgs> for build::Options {
+    fn from(a: BuildArgs) -> Self {
+        build::Options {
+            services: a.services,
+            push: a.push,
+            jobs: a.jobs,
+            dry_run: a.dry_run,
+            force: a.force,
+            pull: a.pull,
+            no_cache: a.no_cache,
+            report: a.report,
+        }
     }
 }
 
-fn run_in(cli: Cli, cwd: &std::path::Path) -> Result<()> {
-    let path = config::locate(cli.config.as_deref(), cwd)?;
-    let project = Project::load(config::load(&path)?)?;
-    let out = match cli.command {
-        Command::Tags { services, format } => tags(&project, &services, format)?.into_bytes(),
+impl From<TagsFormat> for tags::Format {
+    fn from(f: TagsFormat) -> Self {
+        match f {
+            TagsFormat::Text => tags::Format::Text,
+            TagsFormat::Json => tags::Format::Json,
+            TagsFormat::Env => tags::Format::Env,
+            TagsFormat::Github => tags::Format::Github,
+        }
+    }
+}
+
+/// Parses the arguments, runs the command, prints; returns the exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            // A usage error is the user's to fix: exit 1 (help and --version exit 0).
+            let code = if err.use_stderr() { 1 } else { 0 };
+            let _ = err.print();
+            return code;
+        }
+    };
+    let verbosity = match &cli.command {
+        Command::Build(args) if args.quiet => Verbosity::Quiet,
+        _ => Verbosity::Normal,
+    };
+    let shell = Shell::new(verbosity);
+    match run(cli, &shell) {
+        Ok(()) => 0,
+        Err(err) => {
+            shell.error(&err);
+            err.exit_code()
+        }
+    }
+}
+
+/// Runs a parsed command: its report goes to stdout, then its outcome decides.
+pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::internal(format!("current directory: {e}")))?;
+    let project = Project::open(cli.config.as_deref(), &cwd)?;
+    match cli.command {
+        Command::Tags { services, format } => {
+            let options = tags::Options {
+                services,
+                format: format.into(),
+                github_output: std::env::var_os("GITHUB_OUTPUT")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from),
+            };
+            finish(tags::run(&project, options)?)
+        }
         Command::Explain {
             service,
             json,
             against,
-        } => explain(&project, &service, json, against)?.into_bytes(),
+            path,
+        } => finish(explain::run(
+            &project,
+            explain::Options {
+                service,
+                json,
+                against,
+                paths: path,
+                cwd,
+            },
+        )?),
         Command::Render {
             paths,
             output,
             check,
             prune,
             report,
-        } => render::run(
+        } => finish(render::run(
             &project,
-            paths,
-            output.as_deref(),
-            check,
-            prune,
-            report.as_deref(),
-        )?,
-        Command::Build {
-            services,
-            options,
-            report,
-        } => build(&project, &services, options, report.as_deref())?,
-        Command::Graph { dot } => output::graph(&project.graph, dot).into_bytes(),
-    };
-    print(&out)
-}
-
-fn tags(project: &Project, services: &[String], format: TagsFormat) -> Result<String> {
-    let order = project.select(services)?;
-    let github_output = match format {
-        TagsFormat::Github => Some(std::env::var_os("GITHUB_OUTPUT").filter(|v| !v.is_empty()).ok_or_else(|| {
-            Error::user("--format github appends to the file named by $GITHUB_OUTPUT, which is not set (it is set inside GitHub Actions steps)")
-        })?),
-        _ => None,
-    };
-    let hashed = project.hash(&order)?;
-    let text = output::tags(format, &output::pick(&hashed, services));
-    match github_output {
-        None => Ok(text),
-        Some(file) => {
-            let mut f = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&file)
-                .map_err(|e| Error::io(file.as_ref(), e))?;
-            f.write_all(text.as_bytes())
-                .map_err(|e| Error::io(file.as_ref(), e))?;
-            Ok(String::new())
-        }
+            render::Options {
+                paths,
+                output,
+                check,
+                prune,
+                report,
+            },
+            shell,
+        )?),
+        Command::Build(args) => finish(build::run(&project, args.into(), shell)?),
+        Command::Graph { dot } => finish(graph::run(&project, graph::Options { dot })?),
     }
 }
 
-fn explain(
-    project: &Project,
-    service: &str,
-    json: bool,
-    against: Option<PathBuf>,
-) -> Result<String> {
-    let previous = match &against {
-        None => None,
-        Some(file) => {
-            let old: Explain = output::read_json(file, "an `explain --json` output")?;
-            Some(old)
-        }
-    };
-    let order = project.select(&[service.to_string()])?;
-    let hashed = project.hash(&order)?;
-    let current = Explain::new(&project.config.services[service], &hashed[service]);
-    Ok(match previous {
-        Some(old) => {
-            let lines = explain::diff(&old, &current);
-            let mut s = if old.tag == current.tag {
-                format!("{service}: tag unchanged ({})\n", current.tag)
-            } else {
-                format!("{service}: tag {} -> {}\n", old.tag, current.tag)
-            };
-            if lines.is_empty() && old.tag != current.tag {
-                s.push_str("  no input differs: the tag scheme or tag_length changed\n");
-            }
-            for l in lines {
-                s.push_str(&format!("  {l}\n"));
-            }
-            s
-        }
-        None if json => serde_json::to_string_pretty(&current).expect("serializable") + "\n",
-        None => current.to_text(),
-    })
-}
-
-fn build(
-    project: &Project,
-    services: &[String],
-    options: build::Options,
-    report: Option<&std::path::Path>,
-) -> Result<Vec<u8>> {
-    let order = project.select(services)?;
-    let hashed = project.hash(&order)?;
-    let dry_run = options.dry_run;
-    let (outcomes, text) = build::run(project, &order, &hashed, options)?;
-    if let (Some(path), false) = (report, dry_run) {
-        write_atomically(path, build::report_json(&outcomes).as_bytes())?;
-    }
-    let failed = outcomes
-        .iter()
-        .filter(|o| o.status == build::Status::Failed)
-        .count();
-    let blocked = outcomes
-        .iter()
-        .filter(|o| o.status == build::Status::Blocked)
-        .count();
-    if failed + blocked == 0 {
-        return Ok(text.into_bytes());
-    }
-    print(text.as_bytes())?;
-    Err(Error::user(format!(
-        "{failed} failed, {blocked} blocked (see the logs above)"
-    )))
-}
-
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tagsmith-{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(path, e)
-        })
+fn finish(report: impl Report) -> Result<()> {
+    print(&report.stdout())?;
+    report.outcome()
 }
 
 fn print(bytes: &[u8]) -> Result<()> {

@@ -6,12 +6,12 @@
 //!
 //! Variables are expanded while recording which ones were read, so a
 //! reference like `FROM ${JVM_BASE_IMAGE}` (directly, through a default, or
-//! through another global `ARG`) shows up in [`ImageRef::vars`].
+//! through another global `ARG`) shows up in [`FromRef::vars`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ImageRef {
+pub struct FromRef {
     /// 1-based line of the instruction.
     pub line: usize,
     /// The reference as written.
@@ -26,7 +26,7 @@ pub struct ImageRef {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Scan {
-    pub refs: Vec<ImageRef>,
+    pub refs: Vec<FromRef>,
     pub stages: Vec<String>,
 }
 
@@ -136,12 +136,12 @@ fn reference(
     args: &BTreeMap<String, String>,
     injected: &BTreeSet<String>,
     stages: &[String],
-) -> Result<ImageRef, String> {
+) -> Result<FromRef, String> {
     let (expanded, vars) = expand(raw, escape, globals, args, injected)?;
     let lower = expanded.to_ascii_lowercase();
     let stage = stages.iter().any(|s| !s.is_empty() && *s == lower)
         || lower.parse::<usize>().is_ok_and(|i| i < stages.len());
-    Ok(ImageRef {
+    Ok(FromRef {
         line,
         raw: raw.to_string(),
         expanded,

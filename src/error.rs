@@ -1,17 +1,99 @@
-//! Errors as values. A user error (bad config, bad input file) exits 1; anything
-//! else (an I/O failure writing output, a bug) exits 2.
+//! Errors as values. The type says who can fix it, and so the exit code:
+//! the user (their files, arguments, credentials: exit 1), nobody in
+//! particular (an I/O failure writing output, a bug: exit 2), or a signal
+//! (128 + its number). Paths are kept as paths and shown relative to the
+//! working directory when the error is displayed.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::paths::Shown;
+
+/// A place in a file: `path:line:column` (the column when it is known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub path: PathBuf,
+    pub line: u64,
+    pub column: Option<u64>,
+}
+
+impl Location {
+    pub fn new(path: &Path, line: u64, column: u64) -> Location {
+        Location {
+            path: path.to_path_buf(),
+            line,
+            column: Some(column),
+        }
+    }
+
+    pub fn line(path: &Path, line: u64) -> Location {
+        Location {
+            path: path.to_path_buf(),
+            line,
+            column: None,
+        }
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", Shown(&self.path), self.line)?;
+        if let Some(c) = self.column {
+            write!(f, ":{c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A registry request that failed; the HTTP status is kept so that callers
+/// recognise an authentication failure by status, never by message text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    pub host: String,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl RegistryError {
+    pub fn is_auth(&self) -> bool {
+        matches!(self.status, Some(401 | 403))
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Something the user can fix in their files or arguments.
+    /// Something wrong at a place in an input file.
+    #[error("{at}: {message}")]
+    Located { at: Location, message: String },
+    /// Something wrong with an input file as a whole.
+    #[error("{}: {message}", Shown(path))]
+    File { path: PathBuf, message: String },
+    /// An input file that could not be read (or an output that could not be
+    /// written where the user asked for it).
+    #[error("{}: {}", Shown(path), describe_io(source))]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Any other problem the user can fix: arguments, services, engines.
     #[error("{0}")]
     User(String),
-    /// Something went wrong that is not the input's fault.
+    /// A registry refused or failed a request.
+    #[error("{}", .0.message)]
+    Registry(RegistryError),
+    /// Several problems found in one pass, each reported on its own line,
+    /// then `N problems` and `outcome` (what happened because of them).
+    #[error("{} problem{}, {outcome}", problems.len(), if problems.len() == 1 { "" } else { "s" })]
+    Many {
+        problems: Vec<Error>,
+        outcome: String,
+    },
+    /// Not the input's fault.
     #[error("{0}")]
     Internal(String),
+    /// Stopped by SIGINT or SIGTERM (the signal number).
+    #[error("interrupted by {}", signal_name(*.0))]
+    Interrupted(i32),
 }
 
 impl Error {
@@ -19,24 +101,59 @@ impl Error {
         Error::User(msg.to_string())
     }
 
-    /// An error located in a file: `path:line:column: message`.
+    /// An error at `path:line:column`.
     pub fn at(path: &Path, line: u64, column: u64, msg: impl fmt::Display) -> Self {
-        Error::User(format!("{}:{line}:{column}: {msg}", path.display()))
+        Error::Located {
+            at: Location::new(path, line, column),
+            message: msg.to_string(),
+        }
     }
 
-    /// A user error about a file that could not be read.
-    pub fn io(path: &Path, err: std::io::Error) -> Self {
-        Error::User(format!("{}: {}", path.display(), describe_io(&err)))
+    pub fn file(path: &Path, msg: impl fmt::Display) -> Self {
+        Error::File {
+            path: path.to_path_buf(),
+            message: msg.to_string(),
+        }
+    }
+
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     pub fn internal(msg: impl fmt::Display) -> Self {
         Error::Internal(msg.to_string())
     }
 
+    /// Several problems at once; one problem is just that problem.
+    pub fn many(mut problems: Vec<Error>, outcome: impl fmt::Display) -> Self {
+        if problems.len() == 1 {
+            return problems.pop().expect("one problem");
+        }
+        Error::Many {
+            problems,
+            outcome: outcome.to_string(),
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::User(_) => 1,
             Error::Internal(_) => 2,
+            Error::Interrupted(signal) => 128 + signal,
+            Error::Many { problems, .. } => {
+                problems.iter().map(Error::exit_code).max().unwrap_or(1)
+            }
+            _ => 1,
+        }
+    }
+
+    /// The registry failure behind this error, if it is one.
+    pub fn registry(&self) -> Option<&RegistryError> {
+        match self {
+            Error::Registry(e) => Some(e),
+            _ => None,
         }
     }
 }
@@ -52,24 +169,11 @@ fn describe_io(err: &std::io::Error) -> String {
     }
 }
 
-/// `(did you mean "x"?)` for the closest candidate, if any is close enough:
-/// a small edit distance (transpositions count once) or a high Jaro-Winkler score.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> String {
-    let max_edits = (word.chars().count() / 3).max(1);
-    let best = candidates
-        .into_iter()
-        .map(|c| {
-            (
-                strsim::osa_distance(word, c),
-                strsim::jaro_winkler(word, c),
-                c,
-            )
-        })
-        .filter(|(edits, jw, _)| *edits <= max_edits || *jw > 0.8)
-        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
-    match best {
-        Some((_, _, c)) => format!(" (did you mean \"{c}\"?)"),
-        None => String::new(),
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        2 => "SIGINT",
+        15 => "SIGTERM",
+        _ => "a signal",
     }
 }
 
@@ -78,15 +182,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn suggests_close_names_only() {
-        assert_eq!(
-            did_you_mean("contxt", ["context", "target"]),
-            " (did you mean \"context\"?)"
-        );
-        assert_eq!(did_you_mean("zzz", ["context", "target"]), "");
-        assert_eq!(
-            did_you_mean("wbe", ["api", "web"]),
-            " (did you mean \"web\"?)"
-        );
+    fn exit_codes_follow_the_type() {
+        assert_eq!(Error::user("x").exit_code(), 1);
+        assert_eq!(Error::internal("x").exit_code(), 2);
+        assert_eq!(Error::Interrupted(2).exit_code(), 130);
+        assert_eq!(Error::Interrupted(15).exit_code(), 143);
+        let many = Error::many(vec![Error::user("a"), Error::user("b")], "nothing written");
+        assert_eq!(many.exit_code(), 1);
+        assert_eq!(many.to_string(), "2 problems, nothing written");
+    }
+
+    #[test]
+    fn locations_show_line_and_column() {
+        let e = Error::at(Path::new("/nowhere/x.yaml"), 3, 7, "bad");
+        assert_eq!(e.to_string(), "/nowhere/x.yaml:3:7: bad");
+        let e = Error::Located {
+            at: Location::line(Path::new("/nowhere/.dockerignore"), 2),
+            message: "bad".into(),
+        };
+        assert_eq!(e.to_string(), "/nowhere/.dockerignore:2: bad");
+    }
+
+    #[test]
+    fn auth_failures_are_known_by_status() {
+        let e = |status| RegistryError {
+            host: "h".into(),
+            status,
+            message: "m".into(),
+        };
+        assert!(e(Some(401)).is_auth() && e(Some(403)).is_auth());
+        assert!(!e(Some(500)).is_auth() && !e(None).is_auth());
     }
 }

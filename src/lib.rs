@@ -1,23 +1,26 @@
 //! tagsmith: content-addressed image tags for container monorepos.
 //!
 //! The data flows through the modules in this order:
-//! [`config`] → [`context`] (walk + [`dockerignore`]) → [`hash`] →
-//! [`graph`] (with [`dockerfile`] inference, in [`project`]) → [`output`] / [`explain`].
+//!
+//! [`project`] (its [`project::config`], each Dockerfile scanned by
+//! [`dockerfile`], the dependency [`graph`]) → [`context`] (the walk with
+//! [`context::dockerignore`]) → [`hash`] → one of [`commands`] (`tags`,
+//! `explain`, `graph`, `render` with the [`template`] scanner, `build` with
+//! the [`engine`] and the [`registry`]) → a report on stdout and status
+//! lines through the [`shell`]. [`cli`] maps arguments to commands;
+//! [`error`], [`paths`] and [`suggestion`] serve every layer.
 
-pub mod build;
 pub mod cli;
-pub mod config;
+pub mod commands;
 pub mod context;
 pub mod dockerfile;
-pub mod dockerignore;
 pub mod engine;
 pub mod error;
-pub mod explain;
 pub mod graph;
 pub mod hash;
-pub mod output;
+pub mod paths;
 pub mod project;
 pub mod registry;
-pub mod render;
-pub mod tarball;
+pub mod shell;
+pub mod suggestion;
 pub mod template;

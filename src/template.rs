@@ -13,10 +13,79 @@
 //! * `\<< tag "x" >>` is the literal text `<< tag "x" >>` (the backslash is
 //!   dropped only before something that would otherwise be an action).
 
+use std::fmt;
+
 use memchr::memmem;
 
-/// The functions an action may call.
-pub const FUNCTIONS: &[&str] = &["tag", "image", "repository", "digest", "pinned"];
+use crate::registry::ImageRef;
+use crate::suggestion::Suggestion;
+
+/// The functions an action may call: each knows its name, whether it needs
+/// the image's registry digest, and what it evaluates to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    /// The tag.
+    Tag,
+    /// `<registry>/<repository>:<tag>`.
+    Image,
+    /// `<registry>/<repository>`.
+    Repository,
+    /// `sha256:…`, the manifest digest in the registry.
+    Digest,
+    /// `<registry>/<repository>:<tag>@sha256:…`.
+    Pinned,
+}
+
+impl Function {
+    pub const ALL: [Function; 5] = [
+        Function::Tag,
+        Function::Image,
+        Function::Repository,
+        Function::Digest,
+        Function::Pinned,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::Tag => "tag",
+            Function::Image => "image",
+            Function::Repository => "repository",
+            Function::Digest => "digest",
+            Function::Pinned => "pinned",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    pub fn needs_digest(self) -> bool {
+        matches!(self, Function::Digest | Function::Pinned)
+    }
+
+    /// The value for `image` (with its tag); `digest` is required when
+    /// [`Function::needs_digest`].
+    pub fn evaluate(self, image: &ImageRef, digest: Option<&str>) -> String {
+        let digest = || digest.expect("a digest for a function that needs one");
+        match self {
+            Function::Tag => image.tag_or_latest().to_string(),
+            Function::Image => image.to_string(),
+            Function::Repository => image.repository.to_string(),
+            Function::Digest => digest().to_string(),
+            Function::Pinned => format!("{image}@{}", digest()),
+        }
+    }
+}
+
+impl fmt::Display for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn function_names() -> impl Iterator<Item = &'static str> {
+    Function::ALL.into_iter().map(Function::name)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
@@ -27,7 +96,7 @@ pub enum Piece {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Action {
-    pub function: String,
+    pub function: Function,
     pub argument: String,
     /// 1-based line and column (in characters) of the opening `<<`.
     pub line: usize,
@@ -49,8 +118,17 @@ struct Shape {
     end: Option<usize>,
 }
 
-/// Splits a template into text and actions; returns every error found.
-pub fn parse(input: &[u8]) -> Result<Vec<Piece>, Vec<TemplateError>> {
+/// A template split into text and actions, with every syntax error found.
+/// The actions are there even when there are errors, so that they can be
+/// checked too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub pieces: Vec<Piece>,
+    pub errors: Vec<TemplateError>,
+}
+
+/// Splits a template into text and actions.
+pub fn parse(input: &[u8]) -> Parsed {
     let mut pieces = Vec::new();
     let mut errors = Vec::new();
     let mut copied = 0;
@@ -63,7 +141,7 @@ pub fn parse(input: &[u8]) -> Result<Vec<Piece>, Vec<TemplateError>> {
             continue;
         };
         let (line, column) = position(input, start);
-        let known = FUNCTIONS.contains(&shape.function.as_str());
+        let known = Function::from_name(&shape.function);
         let escaped = start > 0 && input[start - 1] == b'\\';
         match shape.end {
             Some(end) if escaped => {
@@ -73,10 +151,10 @@ pub fn parse(input: &[u8]) -> Result<Vec<Piece>, Vec<TemplateError>> {
                 copied = end;
                 at = end;
             }
-            Some(end) if known => {
+            Some(end) if known.is_some() => {
                 pieces.push(Piece::Text(copied..start));
                 pieces.push(Piece::Action(Action {
-                    function: shape.function,
+                    function: known.expect("a known function"),
                     argument: shape.argument,
                     line,
                     column,
@@ -91,13 +169,13 @@ pub fn parse(input: &[u8]) -> Result<Vec<Piece>, Vec<TemplateError>> {
                     message: format!(
                         "unknown function \"{}\"{}; expected one of: {}",
                         shape.function,
-                        crate::error::did_you_mean(&shape.function, FUNCTIONS.iter().copied()),
-                        FUNCTIONS.join(", ")
+                        Suggestion::closest(&shape.function, function_names()),
+                        function_names().collect::<Vec<_>>().join(", ")
                     ),
                 });
                 at = end;
             }
-            None if known && !escaped => {
+            None if known.is_some() && !escaped => {
                 errors.push(TemplateError {
                     line,
                     column,
@@ -111,12 +189,9 @@ pub fn parse(input: &[u8]) -> Result<Vec<Piece>, Vec<TemplateError>> {
             None => at = start + 2,
         }
     }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
     pieces.push(Piece::Text(copied..input.len()));
     pieces.retain(|p| !matches!(p, Piece::Text(r) if r.is_empty()));
-    Ok(pieces)
+    Parsed { pieces, errors }
 }
 
 /// Reads `␠* name ␠+ "arg" ␠* >>` from `i`, if the text has that shape up to

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::fs;
+
 use common::*;
 
 fn tree(dockerignore: &str, files: &[&str]) -> tempfile::TempDir {
@@ -152,4 +154,40 @@ fn a_socket_in_the_context_is_an_error_naming_it() {
     // The fix the message suggests works.
     write(&dir.path().join("ctx/.dockerignore"), "agent.sock\n");
     ok(dir.path(), &["tags"]);
+}
+
+#[test]
+fn names_that_are_not_utf8_are_errors_only_when_selected() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = single(Some("*.bin\nfifo\n"));
+    let ctx = dir.path().join("ctx");
+    write(&ctx.join("app.py"), "x");
+    fs::write(ctx.join(OsStr::from_bytes(b"bad\xff.bin")), "x").unwrap();
+    mkfifo(&ctx.join("fifo"));
+    // Excluded (matched with the bad byte replaced): no error, not an input.
+    let before = inputs(dir.path(), "app");
+    assert_eq!(before, [".dockerignore", "Dockerfile", "app.py"]);
+    // Selected: one clear error naming the file.
+    fs::write(ctx.join(OsStr::from_bytes(b"bad\xff.txt")), "x").unwrap();
+    let err = fails(dir.path(), &["tags"]);
+    assert!(
+        err.contains("ctx/bad") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_ignore_file_that_is_not_utf8_is_read_lossily() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        &d.join("tagsmith.yaml"),
+        "registry: r.example/t\nservices:\n  app:\n    context: ctx\n",
+    );
+    write(&d.join("ctx/Dockerfile"), "FROM scratch\n");
+    fs::write(d.join("ctx/.dockerignore"), b"# caf\xe9\n*.log\n").unwrap();
+    write(&d.join("ctx/a.log"), "x");
+    write(&d.join("ctx/b.txt"), "x");
+    assert_eq!(inputs(d, "app"), [".dockerignore", "Dockerfile", "b.txt"]);
 }

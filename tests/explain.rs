@@ -142,3 +142,153 @@ fn graph_in_build_order() {
     assert!(dot.contains("\"api\" -> \"base\";"), "{dot}");
     assert!(dot.trim_end().ends_with('}'));
 }
+
+/// `explain --path` lines for `paths`, run in `dir`.
+fn why(dir: &std::path::Path, service: &str, paths: &[&str]) -> Vec<String> {
+    let mut args = vec!["explain", service];
+    for p in paths {
+        args.extend(["--path", p]);
+    }
+    ok(dir, &args).lines().map(String::from).collect()
+}
+
+#[test]
+fn explain_path_names_the_rule_that_decided() {
+    let dir = single(Some(
+        "# noise\n*.log\n!keep.log\ncache\n!cache/keep\nsecrets\n!**/secrets-ok\nsub\n!sub/dir/keep\nsub/dir\n",
+    ));
+    let d = dir.path();
+    let ctx = d.join("ctx");
+    for f in [
+        "app.py",
+        "debug.log",
+        "keep.log",
+        "cache/keep",
+        "cache/drop",
+        "secrets/secrets-ok",
+        "sub/dir/keep",
+        "sub/dir/other",
+    ] {
+        write(&ctx.join(f), f);
+    }
+    let lines = why(
+        d,
+        "app",
+        &[
+            "ctx/app.py",
+            "ctx/debug.log",
+            "keep.log",
+            "ctx/cache/drop",
+            "ctx/cache/keep",
+            "ctx/cache",
+            "ctx/secrets/secrets-ok",
+            "ctx/sub/dir/keep",
+            "ctx/sub/dir/other",
+            "ctx/Dockerfile",
+            "ctx/.dockerignore",
+            "tagsmith.yaml",
+        ],
+    );
+    let ign = "ctx/.dockerignore";
+    assert_eq!(
+        lines,
+        [
+            "ctx/app.py: included".to_string(),
+            format!("ctx/debug.log: excluded by {ign}:2 (*.log)"),
+            format!("keep.log: re-included by {ign}:3 (!keep.log)"),
+            format!("ctx/cache/drop: excluded by {ign}:4 (cache)"),
+            format!("ctx/cache/keep: re-included by {ign}:5 (!cache/keep)"),
+            format!(
+                "ctx/cache: included: it holds re-included entries, though excluded by {ign}:4 (cache)"
+            ),
+            // `**/secrets-ok` names no path below `secrets/`: Docker never walks it.
+            format!(
+                "ctx/secrets/secrets-ok: excluded: directory secrets/ is excluded by {ign}:6 (secrets)"
+            ),
+            // Docker's parent-results rule: `sub/dir` was skipped when sub/dir
+            // was decided (it was already excluded by `sub`), so `sub` decides.
+            format!("ctx/sub/dir/keep: re-included by {ign}:9 (!sub/dir/keep)"),
+            format!("ctx/sub/dir/other: excluded by {ign}:8 (sub)"),
+            "ctx/Dockerfile: always sent".to_string(),
+            "ctx/.dockerignore: always sent".to_string(),
+            "tagsmith.yaml: not in the context".to_string(),
+        ]
+    );
+    // Every answer agrees with the entries that are hashed.
+    let inputs = inputs(d, "app");
+    for (path, included) in [
+        ("app.py", true),
+        ("debug.log", false),
+        ("keep.log", true),
+        ("cache/drop", false),
+        ("cache/keep", true),
+        ("cache", true),
+        ("secrets/secrets-ok", false),
+        ("sub/dir/keep", true),
+        ("sub/dir/other", false),
+    ] {
+        assert_eq!(inputs.iter().any(|i| i == path), included, "{path}");
+    }
+
+    let v: serde_json::Value = serde_json::from_str(&ok(
+        d,
+        &[
+            "explain",
+            "app",
+            "--json",
+            "--path",
+            "ctx/debug.log",
+            "--path",
+            "ctx/app.py",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(
+        v["paths"][0],
+        serde_json::json!({"path": "ctx/debug.log", "included": false,
+            "reason": format!("excluded by {ign}:2 (*.log)"),
+            "file": ign, "line": 2, "pattern": "*.log"})
+    );
+    assert_eq!(
+        v["paths"][1],
+        serde_json::json!({"path": "ctx/app.py", "included": true, "reason": "included",
+            "file": null, "line": null, "pattern": null})
+    );
+}
+
+#[test]
+fn explain_path_reads_the_dockerfile_specific_ignore_file() {
+    let demo = demo();
+    let d = demo.path();
+    // worker's context is the repository root; build/worker.Dockerfile.dockerignore applies.
+    let lines = why(
+        d,
+        "worker",
+        &[
+            "scripts/healthcheck.sh",
+            "services/api/config/app.yaml",
+            "missing.txt",
+        ],
+    );
+    let ign = "build/worker.Dockerfile.dockerignore";
+    assert_eq!(
+        lines,
+        [
+            format!("scripts/healthcheck.sh: re-included by {ign}:3 (!scripts/healthcheck.sh)"),
+            // services/ is walked for `!services/worker`; services/api/ is pruned.
+            format!(
+                "services/api/config/app.yaml: excluded: directory services/api/ is excluded by {ign}:1 (*)"
+            ),
+            format!(
+                "missing.txt: not in the context: no such file or directory (if there were one: excluded by {ign}:1 (*))"
+            ),
+        ]
+    );
+    // From a subdirectory, a path relative to it.
+    let lines = why(&d.join("services"), "api", &["api/debug.log"]);
+    assert_eq!(
+        lines,
+        ["api/debug.log: excluded by api/.dockerignore:2 (*.log)"]
+    );
+}

@@ -257,3 +257,56 @@ fn default_templates_from_config_and_bad_paths() {
     assert_eq!(o.status.code(), Some(1), "a usage error is a user error");
     assert!(stderr(&o).contains("--output"), "{}", stderr(&o));
 }
+
+#[test]
+fn every_problem_of_a_file_is_reported_and_counted() {
+    // An unknown service on line 1 and an unknown function on line 2 of the
+    // same file: both kinds come out, in file order, and the count is right.
+    let dir = single(None);
+    let d = dir.path();
+    write(
+        &d.join("t/a.yaml"),
+        "a: << tag \"nope\" >>\nb: << tga \"app\" >>\n",
+    );
+    let o = run(d, &["render", "t/a.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = stderr(&o);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(
+        lines[0].starts_with("t/a.yaml:1:4: unknown service \"nope\""),
+        "{err}"
+    );
+    assert!(
+        lines[1].starts_with("t/a.yaml:2:4: unknown function \"tga\""),
+        "{err}"
+    );
+    assert_eq!(lines[2], "tagsmith: error: 2 problems, nothing written");
+}
+
+#[test]
+fn check_counts_problems_not_its_own_summary() {
+    let dir = single(None);
+    let d = dir.path();
+    write(&d.join("t/a.yaml"), "a: << tag \"app\" >>\n");
+    write(&d.join("t/b.yaml"), "b: 1\n");
+    ok(d, &["render", "t", "-o", "out"]);
+    assert!(ok(d, &["render", "t", "-o", "out", "--check"]).is_empty());
+    write(&d.join("t/a.yaml"), "a: changed << tag \"app\" >>\n");
+    let o = run(d, &["render", "t", "-o", "out", "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(
+        err,
+        "differs: out/a.yaml\ntagsmith: error: 1 problem, out is not up to date: run `tagsmith render -o out`\n"
+    );
+    fs::remove_file(d.join("t/b.yaml")).unwrap();
+    let err = stderr(&run(d, &["render", "t", "-o", "out", "--check"]));
+    assert!(
+        err.ends_with(
+            "tagsmith: error: 2 problems, out is not up to date: run `tagsmith render -o out`\n"
+        ),
+        "{err}"
+    );
+}

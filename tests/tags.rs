@@ -346,3 +346,15 @@ fn tag_length_is_configurable() {
     // base has no dependencies, so its short tag is a prefix of the long one.
     assert!(full["base"].starts_with(&short["base"]));
 }
+
+#[test]
+fn the_demo_tags_are_pinned() {
+    // These change only when the hash specification changes on purpose
+    // (docs/hashing.md, a new scheme string): update them then, and only then.
+    let demo = demo();
+    let t = tags(demo.path());
+    assert_eq!(t["api"], "cd06c0ef74cb220e785feb384477554b");
+    assert_eq!(t["base"], "cebe3781a5c3bf00823c29238caac7ba");
+    assert_eq!(t["web"], "ffc235ab0ebd2d241a601f2e7cd1b531");
+    assert_eq!(t["worker"], "13ade5ec2a5837610d6146a908a9a813");
+}

@@ -2,8 +2,9 @@ use super::*;
 
 /// Renders with `f:arg` as every action's value.
 fn fill(input: &str) -> String {
-    let pieces = parse(input.as_bytes()).unwrap_or_else(|e| panic!("{input:?}: {e:?}"));
-    String::from_utf8(render(input.as_bytes(), &pieces, |a| {
+    let parsed = parse(input.as_bytes());
+    assert!(parsed.errors.is_empty(), "{input:?}: {:?}", parsed.errors);
+    String::from_utf8(render(input.as_bytes(), &parsed.pieces, |a| {
         format!("[{}:{}]", a.function, a.argument)
     }))
     .unwrap()
@@ -11,7 +12,7 @@ fn fill(input: &str) -> String {
 
 fn errors(input: &str) -> Vec<(usize, usize, String)> {
     parse(input.as_bytes())
-        .unwrap_err()
+        .errors
         .into_iter()
         .map(|e| (e.line, e.column, e.message))
         .collect()
@@ -102,4 +103,41 @@ fn all_errors_are_reported() {
     let e = errors("<< tga \"a\" >>\nok\n<< tag \"b\"\n  é << imgae \"c\" >>\n");
     let at: Vec<(usize, usize)> = e.iter().map(|e| (e.0, e.1)).collect();
     assert_eq!(at, [(1, 1), (3, 1), (4, 5)]);
+}
+
+#[test]
+fn actions_are_kept_beside_errors() {
+    let parsed = parse(b"<< tga \"a\" >>\n<< tag \"b\" >>\n");
+    assert_eq!(parsed.errors.len(), 1);
+    let actions: Vec<&str> = parsed
+        .pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Action(a) => Some(a.argument.as_str()),
+            Piece::Text(_) => None,
+        })
+        .collect();
+    assert_eq!(actions, ["b"]);
+}
+
+#[test]
+fn functions_evaluate() {
+    let image = crate::registry::Repository::under("r.example/t", "api").with_tag("abc");
+    let d = "sha256:00";
+    let all: Vec<String> = Function::ALL
+        .iter()
+        .map(|f| f.evaluate(&image, f.needs_digest().then_some(d)))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            "abc",
+            "r.example/t/api:abc",
+            "r.example/t/api",
+            "sha256:00",
+            "r.example/t/api:abc@sha256:00"
+        ]
+    );
+    assert_eq!(Function::from_name("pinned"), Some(Function::Pinned));
+    assert_eq!(Function::from_name("tga"), None);
 }

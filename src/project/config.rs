@@ -9,8 +9,12 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use crate::dockerignore::clean;
-use crate::error::{Error, Result, did_you_mean};
+use crate::error::{Error, Result};
+use crate::paths;
+use crate::registry::reference::{
+    Repository, env_name, image_arg, is_component, registry_prefix_problem, suggest_component,
+};
+use crate::suggestion::Suggestion;
 
 pub const FILE_NAME: &str = "tagsmith.yaml";
 pub const DEFAULT_TAG_LENGTH: usize = 32;
@@ -41,54 +45,21 @@ pub struct Service {
     /// The Dockerfile relative to the context, `/`-separated, cleaned;
     /// starts with `../` when the Dockerfile lives outside the context.
     pub dockerfile_in_context: String,
-    pub repository: String,
-    pub depends_on: Vec<Located<String>>,
+    /// `<registry>/<repository>`.
+    pub repository: Repository,
+    /// Declared dependencies (more are inferred from the Dockerfile).
+    pub depends_on: Vec<String>,
     pub args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub platform: Option<String>,
 }
 
-/// A value with the place in the config file it came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Located<T> {
-    pub value: T,
-    pub line: u64,
-    pub column: u64,
-}
-
-impl<T> From<Spanned<T>> for Located<T> {
-    fn from(s: Spanned<T>) -> Self {
-        Located {
-            line: s.referenced.line(),
-            column: s.referenced.column(),
-            value: s.value,
-        }
-    }
-}
-
 impl Service {
-    /// The image repository with the registry prefix, without a tag.
-    pub fn repository_ref(&self, config: &Config) -> String {
-        format!("{}/{}", config.registry, self.repository)
-    }
-
     /// The Dockerfile's path inside the context, if it is inside.
     pub fn dockerfile_path_in_context(&self) -> Option<&str> {
         (!self.dockerfile_in_context.starts_with("../"))
             .then_some(self.dockerfile_in_context.as_str())
     }
-}
-
-/// `jvm-base` → `JVM_BASE`: the stem of the `<NAME>_IMAGE` / `<NAME>_TAG`
-/// build args and of `TAGSMITH_TAG_<NAME>`.
-pub fn env_name(service: &str) -> String {
-    service
-        .chars()
-        .map(|c| match c {
-            '-' | '.' => '_',
-            c => c.to_ascii_uppercase(),
-        })
-        .collect()
 }
 
 #[derive(Deserialize)]
@@ -155,21 +126,19 @@ fn ordered_map<'de, D: Deserializer<'de>>(
     d.deserialize_map(V)
 }
 
-/// Finds the config: `explicit`, else `tagsmith.yaml` in `cwd` or the nearest ancestor.
+/// Finds the config: `explicit`, else `tagsmith.yaml` in `cwd` or the nearest
+/// ancestor. The path returned is absolute.
 pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     if let Some(path) = explicit {
         if !path.is_file() {
-            return Err(Error::user(format!(
-                "{}: config file not found",
-                path.display()
-            )));
+            return Err(Error::file(path, "config file not found"));
         }
-        return Ok(path.to_path_buf());
+        return Ok(cwd.join(path));
     }
     for dir in cwd.ancestors() {
         let candidate = dir.join(FILE_NAME);
         if candidate.is_file() {
-            return Ok(shorten(&candidate, cwd));
+            return Ok(candidate);
         }
     }
     Err(Error::user(format!(
@@ -178,29 +147,21 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// A path relative to `cwd` when it lies below it: shorter messages.
-fn shorten(path: &Path, cwd: &Path) -> PathBuf {
-    match path.strip_prefix(cwd) {
-        Ok(rel) => rel.to_path_buf(),
-        Err(_) => path.to_path_buf(),
-    }
-}
-
 pub fn load(path: &Path) -> Result<Config> {
     let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(text)
-        .map_err(|_| Error::user(format!("{}: not valid UTF-8", path.display())))?;
+    let text = String::from_utf8(text).map_err(|_| Error::file(path, "not valid UTF-8"))?;
     parse(path, &text)
 }
 
 /// Parses and validates config text; `path` locates it (paths are relative to its directory).
 pub fn parse(path: &Path, text: &str) -> Result<Config> {
     let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
-    let root = absolute(path.parent().unwrap_or(Path::new("")))?;
+    let path = &paths::absolute(path).map_err(|e| Error::io(path, e))?;
+    let root = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let at = |line: u64, column: u64, msg: String| Error::at(path, line, column, msg);
 
     let registry = raw.registry.value.trim_end_matches('/').to_string();
-    if let Some(problem) = registry_problem(&registry) {
+    if let Some(problem) = registry_prefix_problem(&registry) {
         return Err(at(
             raw.registry.referenced.line(),
             raw.registry.referenced.column(),
@@ -243,19 +204,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 line,
                 column,
                 format!(
-                    "services \"{other}\" and \"{name}\" both map to the build arg {}_IMAGE; rename one",
-                    env_name(&name)
+                    "services \"{other}\" and \"{name}\" both map to the build arg {}; rename one",
+                    image_arg(&name)
                 ),
             ));
         }
-        let service = validate_service(path, &root, &name, svc, &names)?;
+        let service = validate_service(path, &root, &registry, &name, svc, &names)?;
         services.insert(name, service);
     }
     if services.is_empty() {
-        return Err(Error::user(format!(
-            "{}: no services defined",
-            path.display()
-        )));
+        return Err(Error::file(path, "no services defined"));
     }
 
     let templates = raw.templates.map(|t| root.join(t.value));
@@ -278,6 +236,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
 fn validate_service(
     path: &Path,
     root: &Path,
+    registry: &str,
     name: &str,
     raw: RawService,
     names: &[String],
@@ -286,7 +245,7 @@ fn validate_service(
         Error::at(path, s.referenced.line(), s.referenced.column(), msg)
     };
 
-    let context = inside_root(root, Path::new(""), &raw.context.value).ok_or_else(|| {
+    let context = paths::inside(root, Path::new(""), &raw.context.value).ok_or_else(|| {
         at(
             &raw.context,
             format!(
@@ -321,7 +280,7 @@ fn validate_service(
         None => at(&raw.context, msg),
     };
     let rel_context = context.strip_prefix(root).unwrap_or(&context).to_path_buf();
-    let dockerfile = inside_root(root, &rel_context, &dockerfile_spec).ok_or_else(|| {
+    let dockerfile = paths::inside(root, &rel_context, &dockerfile_spec).ok_or_else(|| {
         df_at(format!(
             "Dockerfile \"{dockerfile_spec}\" of service \"{name}\" is outside the repository"
         ))
@@ -329,10 +288,13 @@ fn validate_service(
     if !dockerfile.is_file() {
         return Err(df_at(format!(
             "Dockerfile \"{}\" of service \"{name}\" does not exist (dockerfile paths are relative to the context)",
-            shown(root, &dockerfile)
+            dockerfile
+                .strip_prefix(root)
+                .unwrap_or(&dockerfile)
+                .display()
         )));
     }
-    let dockerfile_in_context = relative(&context, &dockerfile);
+    let dockerfile_in_context = paths::relative(&context, &dockerfile);
 
     let repository = match &raw.repository {
         None => name.to_string(),
@@ -349,6 +311,7 @@ fn validate_service(
             r.value.clone()
         }
     };
+    let repository = Repository::under(registry, &repository);
 
     let mut depends_on = Vec::new();
     for dep in raw.depends_on {
@@ -358,11 +321,11 @@ fn validate_service(
                 format!(
                     "service \"{name}\" depends on unknown service \"{}\"{}",
                     dep.value,
-                    did_you_mean(&dep.value, names.iter().map(String::as_str))
+                    Suggestion::closest(&dep.value, names.iter().map(String::as_str))
                 ),
             ));
         }
-        depends_on.push(dep.into());
+        depends_on.push(dep.value);
     }
 
     Ok(Service {
@@ -376,120 +339,6 @@ fn validate_service(
         target: raw.target,
         platform: raw.platform,
     })
-}
-
-/// `root/base/spec`, cleaned, if it stays inside `root`.
-fn inside_root(root: &Path, base: &Path, spec: &str) -> Option<PathBuf> {
-    if Path::new(spec).is_absolute() {
-        return None;
-    }
-    let base = base.to_string_lossy();
-    let joined = if base.is_empty() {
-        clean(spec)
-    } else {
-        clean(&format!("{base}/{spec}"))
-    };
-    if joined == ".." || joined.starts_with("../") || joined.starts_with('/') {
-        return None;
-    }
-    Some(if joined == "." {
-        root.to_path_buf()
-    } else {
-        root.join(joined)
-    })
-}
-
-/// The `/`-separated path of `to` relative to the directory `from`.
-pub fn relative(from: &Path, to: &Path) -> String {
-    let from: Vec<_> = from.components().collect();
-    let to: Vec<_> = to.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut parts: Vec<String> = vec!["..".into(); from.len() - common];
-    parts.extend(
-        to[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    parts.join("/")
-}
-
-fn shown(root: &Path, path: &Path) -> String {
-    path.strip_prefix(root)
-        .unwrap_or(path)
-        .display()
-        .to_string()
-}
-
-fn absolute(dir: &Path) -> Result<PathBuf> {
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
-    std::path::absolute(dir)
-        .map(|p| PathBuf::from(clean(&p.to_string_lossy())))
-        .map_err(|e| Error::io(dir, e))
-}
-
-/// One path component of an image repository name (distribution's grammar).
-pub fn is_component(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    if bytes.is_empty() || !alnum(bytes[0]) || !alnum(bytes[bytes.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        if alnum(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && !alnum(bytes[i]) {
-            i += 1;
-        }
-        let sep = &s[start..i];
-        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-')) {
-            return false;
-        }
-    }
-    true
-}
-
-fn suggest_component(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.trim().chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_lowercase() || c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
-}
-
-fn registry_problem(registry: &str) -> Option<String> {
-    if registry.is_empty() {
-        return Some("registry must not be empty (e.g. registry.example.com/team)".into());
-    }
-    if registry.contains("://") {
-        return Some(format!(
-            "registry \"{registry}\" must be a host and path without a scheme (e.g. registry.example.com/team)"
-        ));
-    }
-    let mut parts = registry.split('/');
-    let host = parts.next().unwrap_or_default();
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c));
-    if !host_ok || !parts.all(is_component) {
-        return Some(format!(
-            "registry \"{registry}\" is not a valid image reference prefix (host[:port]/path, lowercase path)"
-        ));
-    }
-    None
 }
 
 /// Turns a YAML/serde error into `file:line:column: message`, with a
@@ -524,55 +373,12 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
         };
         msg = format!(
             "unknown key \"{field}\"{}; expected one of: {}",
-            did_you_mean(field, keys.iter().copied()),
+            Suggestion::closest(field, keys.iter().copied()),
             keys.join(", ")
         );
     }
     match err.location() {
         Some(loc) if loc.line() > 0 => Error::at(path, loc.line(), loc.column(), msg),
-        _ => Error::user(format!("{}: {msg}", path.display())),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repository_components() {
-        for ok in ["a", "api", "jvm-base", "a.b", "a_b", "a__b", "a--b", "v2"] {
-            assert!(is_component(ok), "{ok}");
-        }
-        for bad in [
-            "", "Api", "a b", "-a", "a-", "a..b", "a___b", "a/b", "_a", "a.-b",
-        ] {
-            assert!(!is_component(bad), "{bad}");
-        }
-    }
-
-    #[test]
-    fn env_names() {
-        assert_eq!(env_name("jvm-base"), "JVM_BASE");
-        assert_eq!(env_name("a.b_c"), "A_B_C");
-    }
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(
-            relative(Path::new("/r/a"), Path::new("/r/a/Dockerfile")),
-            "Dockerfile"
-        );
-        assert_eq!(
-            relative(Path::new("/r/a/b"), Path::new("/r/x/Dockerfile")),
-            "../../x/Dockerfile"
-        );
-    }
-
-    #[test]
-    fn registry_prefixes() {
-        assert!(registry_problem("registry.example.com/team").is_none());
-        assert!(registry_problem("127.0.0.1:5000").is_none());
-        assert!(registry_problem("https://x").is_some());
-        assert!(registry_problem("host/Team").is_some());
+        _ => Error::file(path, msg),
     }
 }

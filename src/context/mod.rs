@@ -13,10 +13,12 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod dockerignore;
+
 use ignore::{WalkBuilder, WalkState};
 
-use crate::dockerignore::Matcher;
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
+use dockerignore::Matcher;
 
 pub type Digest = [u8; 32];
 
@@ -55,6 +57,25 @@ pub struct Selection {
     pub matcher: Matcher,
     /// The ignore file that was read, if any (for messages and `explain`).
     pub ignore_file: Option<PathBuf>,
+    /// `.dockerignore` and the Dockerfile (when inside the context).
+    always: Vec<String>,
+}
+
+/// Why a path is or is not in a context, by Docker's rules
+/// ([`Selection::why`]). Patterns are indices into [`Selection::matcher`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// No pattern matched the path or a parent directory.
+    Included,
+    /// The last pattern that matched is this exception.
+    ReIncluded(usize),
+    /// The last pattern that matched is this exclusion.
+    Excluded(usize),
+    /// A parent directory is excluded and, with no exception naming a path
+    /// below it, never walked (Docker prunes it).
+    ExcludedDirectory { dir: String, by: usize },
+    /// The Dockerfile and `.dockerignore` are sent whatever the patterns say.
+    AlwaysSent,
 }
 
 impl Selection {
@@ -72,21 +93,55 @@ impl Selection {
             None => Matcher::default(),
             Some(path) => {
                 let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
-                Matcher::from_bytes(&bytes).map_err(|e| {
-                    Error::user(format!("{}:{}: {}", path.display(), e.line, e.message))
+                Matcher::from_bytes(&bytes).map_err(|e| Error::Located {
+                    at: Location::line(path, e.line as u64),
+                    message: e.message,
                 })?
             }
         };
+        let always: Vec<String> = std::iter::once(".dockerignore")
+            .chain(dockerfile_in_context)
+            .map(str::to_string)
+            .collect();
         if !matcher.is_empty() {
-            matcher.keep(".dockerignore");
-            if let Some(df) = dockerfile_in_context {
-                matcher.keep(df);
+            for path in &always {
+                matcher.keep(path);
             }
         }
         Ok(Selection {
             matcher,
             ignore_file,
+            always,
         })
+    }
+
+    /// Why `path` (relative to the context, `/`-separated, cleaned) is or is
+    /// not selected: each parent directory is decided first, top down, as
+    /// the walk does.
+    pub fn why(&self, path: &str) -> Why {
+        if self.always.iter().any(|a| a == path) {
+            return Why::AlwaysSent;
+        }
+        let mut parent: Option<Vec<bool>> = None;
+        let mut end = 0;
+        loop {
+            let next = path[end..].find('/').map(|i| end + i);
+            let prefix = &path[..next.unwrap_or(path.len())];
+            let decision = self.matcher.decide(prefix, parent.as_deref());
+            match (next, decision.by) {
+                (None, None) => return Why::Included,
+                (None, Some(by)) if decision.excluded => return Why::Excluded(by),
+                (None, Some(by)) => return Why::ReIncluded(by),
+                (Some(_), Some(by)) if decision.excluded && !self.matcher.must_descend(prefix) => {
+                    return Why::ExcludedDirectory {
+                        dir: prefix.to_string(),
+                        by,
+                    };
+                }
+                (Some(i), _) => end = i + 1,
+            }
+            parent = Some(decision.matched);
+        }
     }
 }
 
@@ -201,7 +256,9 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
     }
     let (root, matcher, cache) = (shared.root, shared.matcher, shared.cache);
     let path = dent.path();
-    let rel = relative_str(root, path)?;
+    // A name that is not UTF-8 is matched with its bad bytes replaced, and
+    // is an error only if it is selected.
+    let (rel, utf8) = relative_str(root, path)?;
     let file_type = dent
         .file_type()
         .ok_or_else(|| Error::internal(format!("{}: no file type", path.display())))?;
@@ -211,11 +268,15 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
         let parent = rel
             .rsplit_once('/')
             .and_then(|(dir, _)| shared.decided.lock().unwrap().get(dir).cloned());
-        let (excluded, results) = matcher.decide(&rel, parent.as_deref());
+        let decision = matcher.decide(&rel, parent.as_deref());
         if file_type.is_dir() {
-            shared.decided.lock().unwrap().insert(rel.clone(), results);
+            shared
+                .decided
+                .lock()
+                .unwrap()
+                .insert(rel.clone(), decision.matched);
         }
-        excluded
+        decision.excluded
     };
     if excluded {
         if file_type.is_dir() {
@@ -226,6 +287,12 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
             return Ok(WalkState::Skip);
         }
         return Ok(WalkState::Continue);
+    }
+    if !utf8 {
+        return Err(Error::file(
+            path,
+            "file name is not valid UTF-8; rename it or add it to .dockerignore",
+        ));
     }
     let entry = if file_type.is_dir() {
         Entry {
@@ -239,12 +306,7 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
         let target = fs::read_link(path).map_err(|e| Error::io(path, e))?;
         let target = target
             .to_str()
-            .ok_or_else(|| {
-                Error::user(format!(
-                    "{}: symlink target is not valid UTF-8",
-                    path.display()
-                ))
-            })?
+            .ok_or_else(|| Error::file(path, "symlink target is not valid UTF-8"))?
             .to_string();
         let digest = *blake3::hash(target.as_bytes()).as_bytes();
         Entry {
@@ -272,10 +334,10 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
         } else {
             "a device file"
         };
-        return Err(Error::user(format!(
-            "{}: {what} cannot be part of a build context; add \"{rel}\" to .dockerignore",
-            path.display()
-        )));
+        return Err(Error::file(
+            path,
+            format!("{what} cannot be part of a build context; add \"{rel}\" to .dockerignore"),
+        ));
     };
     out.push(entry);
     Ok(WalkState::Continue)
@@ -305,7 +367,8 @@ fn add_missing_parents(entries: &mut Vec<Entry>, descended: &BTreeSet<String>) {
     }));
 }
 
-fn relative_str(root: &Path, path: &Path) -> Result<String> {
+/// `path` relative to `root`, `/`-separated, and whether it is valid UTF-8.
+fn relative_str(root: &Path, path: &Path) -> Result<(String, bool)> {
     let rel = path.strip_prefix(root).map_err(|_| {
         Error::internal(format!(
             "{} is not under {}",
@@ -313,11 +376,9 @@ fn relative_str(root: &Path, path: &Path) -> Result<String> {
             root.display()
         ))
     })?;
-    rel.to_str().map(str::to_string).ok_or_else(|| {
-        Error::user(format!(
-            "{}: file name is not valid UTF-8; rename it or add it to .dockerignore",
-            path.display()
-        ))
+    Ok(match rel.to_str() {
+        Some(s) => (s.to_string(), true),
+        None => (rel.to_string_lossy().into_owned(), false),
     })
 }
 
@@ -335,9 +396,6 @@ fn walk_error(root: &Path, err: ignore::Error) -> Error {
     }
     match parts(&err) {
         (Some(path), Some(io)) => Error::io(&path, std::io::Error::new(io.kind(), io.to_string())),
-        (path, _) => Error::user(format!(
-            "{}: {err}",
-            path.as_deref().unwrap_or(root).display()
-        )),
+        (path, _) => Error::file(path.as_deref().unwrap_or(root), err),
     }
 }

@@ -50,10 +50,10 @@ pub fn write(
             Kind::File => {
                 let mut data = fs::read(&path).map_err(|e| Error::io(&path, e))?;
                 if entry.digest != Some(*blake3::hash(&data).as_bytes()) {
-                    return Err(Error::user(format!(
-                        "{}: changed after it was hashed; run again on a tree that is not being modified",
-                        path.display()
-                    )));
+                    return Err(Error::file(
+                        &path,
+                        "changed after it was hashed; run again on a tree that is not being modified",
+                    ));
                 }
                 if let (".dockerignore", Some((name, _))) = (entry.path.as_str(), &extra) {
                     data.extend_from_slice(format!("\n{name}\n").as_bytes());

@@ -2,17 +2,22 @@
 //! declared and inferred, and the graph. Hashing walks the selected
 //! services' contexts and digests them in build order.
 
+pub mod config;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::config::{Config, Service, env_name};
 use crate::context::{self, DigestCache, Entry, Selection};
 use crate::dockerfile;
-use crate::error::{Error, Result, did_you_mean};
+use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::hash::{self, Dep};
+use crate::paths;
+use crate::registry::reference::{ImageRef, Repository, image_arg};
+use crate::suggestion::Suggestion;
+pub use config::{Config, Service};
 
 /// A walked context: the ignore file that applied and the selected entries.
 type Walked = (Option<PathBuf>, Vec<Entry>);
@@ -28,8 +33,7 @@ pub struct Project {
 pub struct Hashed {
     pub name: String,
     pub tag: String,
-    /// `<registry>/<repository>`.
-    pub repository: String,
+    pub repository: Repository,
     pub dockerfile_path: String,
     pub dockerfile_digest: blake3::Hash,
     pub ignore_file: Option<String>,
@@ -39,18 +43,24 @@ pub struct Hashed {
 
 impl Hashed {
     /// The full image reference, `<registry>/<repository>:<tag>`.
-    pub fn image(&self) -> String {
-        format!("{}:{}", self.repository, self.tag)
+    pub fn image(&self) -> ImageRef {
+        self.repository.with_tag(&self.tag)
     }
 }
 
 impl Project {
+    /// Finds the config (`explicit`, else `tagsmith.yaml` in `cwd` or above) and loads it.
+    pub fn open(explicit: Option<&Path>, cwd: &Path) -> Result<Project> {
+        let path = config::locate(explicit, cwd)?;
+        Project::load(config::load(&path)?)
+    }
+
     /// Reads every Dockerfile, infers dependencies, and checks the graph.
     pub fn load(config: Config) -> Result<Project> {
         let by_arg: BTreeMap<String, &str> = config
             .services
             .keys()
-            .map(|n| (format!("{}_IMAGE", env_name(n)), n.as_str()))
+            .map(|n| (image_arg(n), n.as_str()))
             .collect();
         let injected: BTreeSet<String> = by_arg.keys().cloned().collect();
         let mut dockerfiles = BTreeMap::new();
@@ -59,16 +69,9 @@ impl Project {
             let bytes = std::fs::read(&service.dockerfile)
                 .map_err(|e| Error::io(&service.dockerfile, e))?;
             let text = String::from_utf8_lossy(&bytes);
-            let scan = dockerfile::scan(&text, &service.args, &injected).map_err(|e| {
-                Error::at(
-                    &shown(&config, &service.dockerfile),
-                    e.line as u64,
-                    1,
-                    e.message,
-                )
-            })?;
-            let mut deps: BTreeSet<String> =
-                service.depends_on.iter().map(|d| d.value.clone()).collect();
+            let scan = dockerfile::scan(&text, &service.args, &injected)
+                .map_err(|e| Error::at(&service.dockerfile, e.line as u64, 1, e.message))?;
+            let mut deps: BTreeSet<String> = service.depends_on.iter().cloned().collect();
             for r in scan.refs.iter().filter(|r| !r.stage) {
                 deps.extend(
                     r.vars
@@ -81,11 +84,10 @@ impl Project {
             dockerfiles.insert(name.clone(), bytes);
         }
         let graph = Graph::new(edges).map_err(|cycle| {
-            Error::user(format!(
-                "{}: dependency cycle: {}",
-                config.path.display(),
-                cycle.join(" -> ")
-            ))
+            Error::file(
+                &config.path,
+                format!("dependency cycle: {}", cycle.join(" -> ")),
+            )
         })?;
         Ok(Project {
             config,
@@ -117,8 +119,8 @@ impl Project {
         let known: Vec<&str> = self.config.services.keys().map(String::as_str).collect();
         Error::user(format!(
             "unknown service \"{name}\"{}; {} defines: {}",
-            did_you_mean(name, known.iter().copied()),
-            self.config.path.display(),
+            Suggestion::closest(name, known.iter().copied()),
+            paths::Shown(&self.config.path),
             known.join(", ")
         ))
     }
@@ -186,7 +188,7 @@ impl Project {
                 let h = &done[d];
                 Dep {
                     name: d.to_string(),
-                    repository: h.repository.clone(),
+                    repository: h.repository.to_string(),
                     tag: h.tag.clone(),
                 }
             })
@@ -204,21 +206,12 @@ impl Project {
         Hashed {
             name: service.name.clone(),
             tag: hash::tag(&digest, self.config.tag_length),
-            repository: service.repository_ref(&self.config),
+            repository: service.repository.clone(),
             dockerfile_path: service.dockerfile_in_context.clone(),
             dockerfile_digest: blake3::hash(dockerfile),
-            ignore_file: ignore_file.map(|p| crate::config::relative(&service.context, &p)),
+            ignore_file: ignore_file.map(|p| paths::relative(&service.context, &p)),
             entries,
             deps,
         }
-    }
-}
-
-/// A path inside the project as it is shown in messages.
-fn shown(config: &Config, path: &Path) -> std::path::PathBuf {
-    let base = config.path.parent().unwrap_or(Path::new(""));
-    match path.strip_prefix(&config.root) {
-        Ok(rel) => base.join(rel),
-        Err(_) => path.to_path_buf(),
     }
 }

@@ -1,13 +1,41 @@
 //! `render`: templates in, manifests out. Everything is read, parsed and
-//! rendered before anything is written, so an error leaves outputs untouched.
+//! rendered before anything is written, so an error leaves outputs untouched;
+//! every problem of every file is reported in one run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, did_you_mean};
+use super::{Report, read_json};
+use crate::error::{Error, Result};
+use crate::paths::{self, Shown};
 use crate::project::{Hashed, Project};
+use crate::registry::{Keyring, Registry};
+use crate::shell::Shell;
+use crate::suggestion::Suggestion;
 use crate::template::{self, Action, Piece};
+
+pub struct Options {
+    /// Template files or directories; none means the config's `templates`.
+    pub paths: Vec<PathBuf>,
+    /// `-o DIR`: write files there instead of streaming to stdout.
+    pub output: Option<PathBuf>,
+    /// With `output`: write nothing, fail listing what differs.
+    pub check: bool,
+    /// With `output`: remove files no template produces.
+    pub prune: bool,
+    /// A `build --report` file to read digests from, offline.
+    pub report: Option<PathBuf>,
+}
+
+pub enum RenderReport {
+    /// Without `-o`: the stream for stdout.
+    Stream(Vec<u8>),
+    /// Files were written under a directory.
+    Written,
+    /// `--check`: what differs (nothing when up to date).
+    Checked { dir: PathBuf, plan: Plan },
+}
 
 /// A template file, parsed.
 pub struct Template {
@@ -46,8 +74,8 @@ pub fn collect(paths: &[PathBuf]) -> Result<Vec<(PathBuf, String)>> {
             if let Some(other) = files.insert(output.clone(), source.clone()) {
                 return Err(Error::user(format!(
                     "{} and {} would both render to \"{output}\"; pass only one of them",
-                    other.display(),
-                    source.display()
+                    Shown(&other),
+                    Shown(&source)
                 )));
             }
         }
@@ -73,37 +101,34 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) -> Result<()>
         if meta.is_dir() {
             walk(root, &path, out)?;
         } else if meta.is_file() {
-            let rel = crate::config::relative(root, &path);
+            let rel = paths::relative(root, &path);
             out.push((path, rel));
         }
     }
     Ok(())
 }
 
-/// Reads and parses every template. Syntax errors of all files are returned
-/// beside the templates that parsed, so that one run reports them all.
-pub fn load(files: Vec<(PathBuf, String)>) -> Result<(Vec<Template>, Vec<String>)> {
+/// Reads and parses every template. Syntax errors are returned beside the
+/// templates (which keep their well-formed actions), so that one run reports
+/// every problem.
+pub fn load(files: Vec<(PathBuf, String)>) -> Result<(Vec<Template>, Vec<Error>)> {
     let contents = read_parallel(&files)?;
     let mut templates = Vec::new();
     let mut errors = Vec::new();
     for ((source, output), bytes) in files.into_iter().zip(contents) {
-        match template::parse(&bytes) {
-            Ok(pieces) => templates.push(Template {
-                source,
-                output,
-                bytes,
-                pieces,
-            }),
-            Err(errs) => errors.extend(errs.into_iter().map(|e| {
-                format!(
-                    "{}:{}:{}: {}",
-                    source.display(),
-                    e.line,
-                    e.column,
-                    e.message
-                )
-            })),
-        }
+        let parsed = template::parse(&bytes);
+        errors.extend(
+            parsed
+                .errors
+                .into_iter()
+                .map(|e| Error::at(&source, e.line as u64, e.column as u64, e.message)),
+        );
+        templates.push(Template {
+            source,
+            output,
+            bytes,
+            pieces: parsed.pieces,
+        });
     }
     Ok((templates, errors))
 }
@@ -146,7 +171,7 @@ pub fn actions(templates: &[Template]) -> impl Iterator<Item = (&Template, &Acti
 }
 
 /// Renders every template with `value`, which may fail per action; all
-/// failures are reported together as `path:line:column: message`.
+/// failures are reported together.
 pub fn render_all(
     templates: &[Template],
     mut value: impl FnMut(&Action) -> std::result::Result<String, String>,
@@ -156,12 +181,7 @@ pub fn render_all(
     for t in templates {
         let bytes = template::render(&t.bytes, &t.pieces, |a| {
             value(a).unwrap_or_else(|msg| {
-                errors.push(format!(
-                    "{}:{}:{}: {msg}",
-                    t.source.display(),
-                    a.line,
-                    a.column
-                ));
+                errors.push(Error::at(&t.source, a.line as u64, a.column as u64, msg));
                 String::new()
             })
         });
@@ -171,7 +191,7 @@ pub fn render_all(
         });
     }
     if !errors.is_empty() {
-        return Err(Error::User(errors.join("\n")));
+        return Err(Error::many(errors, "nothing written"));
     }
     Ok(out)
 }
@@ -279,22 +299,15 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// `tagsmith render`: returns what goes to stdout.
-pub fn run(
-    project: &Project,
-    paths: Vec<PathBuf>,
-    output: Option<&std::path::Path>,
-    check: bool,
-    prune: bool,
-    report: Option<&std::path::Path>,
-) -> Result<Vec<u8>> {
-    let paths = match (paths.is_empty(), &project.config.templates) {
-        (false, _) => paths,
+/// `tagsmith render`.
+pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<RenderReport> {
+    let paths = match (options.paths.is_empty(), &project.config.templates) {
+        (false, _) => options.paths,
         (true, Some(default)) => vec![default.clone()],
         (true, None) => {
             return Err(Error::user(format!(
                 "no templates given: pass PATH or set `templates` in {}",
-                project.config.path.display()
+                Shown(&project.config.path)
             )));
         }
     };
@@ -305,100 +318,151 @@ pub fn run(
         if services.contains_key(&a.argument) {
             wanted.insert(a.argument.clone());
         } else {
-            errors.push(format!(
-                "{}:{}:{}: unknown service \"{}\"{}",
-                t.source.display(),
-                a.line,
-                a.column,
-                a.argument,
-                did_you_mean(&a.argument, services.keys().map(String::as_str))
+            errors.push(Error::at(
+                &t.source,
+                a.line as u64,
+                a.column as u64,
+                format!(
+                    "unknown service \"{}\"{}",
+                    a.argument,
+                    Suggestion::closest(&a.argument, services.keys().map(String::as_str))
+                ),
             ));
         }
     }
     if !errors.is_empty() {
-        return Err(Error::User(errors.join("\n")));
+        // Sorted by file, then place, whatever check found them.
+        errors.sort_by_key(|e| match e {
+            Error::Located { at, .. } => (at.path.clone(), at.line, at.column),
+            _ => Default::default(),
+        });
+        return Err(Error::many(errors, "nothing written"));
     }
     let wanted: Vec<String> = wanted.into_iter().collect();
     let hashed = project.hash(&project.select(&wanted)?)?;
-    let pinned: BTreeMap<String, String> = actions(&templates)
-        .filter(|(_, a)| matches!(a.function.as_str(), "digest" | "pinned"))
-        .map(|(_, a)| (a.argument.clone(), hashed[&a.argument].image()))
+    let pinned: BTreeSet<&str> = actions(&templates)
+        .filter(|(_, a)| a.function.needs_digest())
+        .map(|(_, a)| a.argument.as_str())
         .collect();
-    let digests = match report {
+    let digests = match &options.report {
         _ if pinned.is_empty() => Default::default(),
         Some(file) => digests_from_report(file, &hashed)?,
-        None => crate::registry::digests(&pinned, &project.config.insecure_registries)?,
+        None => digests_from_registry(project, &hashed, &pinned)?,
     };
     let rendered = render_all(&templates, |a| {
         let h = &hashed[&a.argument];
-        let digest = || match digests.get(&a.argument) {
-            Some(Some(d)) => Ok(d.clone()),
-            _ => Err(format!(
-                "no digest for \"{}\": {} is not in the registry{}; run `tagsmith build --push` first",
-                a.argument,
-                h.image(),
-                if report.is_some() {
-                    " according to the report"
-                } else {
-                    ""
-                }
-            )),
+        let digest = match digests.get(&a.argument) {
+            Some(Some(d)) => Some(d.as_str()),
+            _ if !a.function.needs_digest() => None,
+            _ => {
+                return Err(format!(
+                    "no digest for \"{}\": {} is not in the registry{}; run `tagsmith build --push` first",
+                    a.argument,
+                    h.image(),
+                    if options.report.is_some() {
+                        " according to the report"
+                    } else {
+                        ""
+                    }
+                ));
+            }
         };
-        Ok(match a.function.as_str() {
-            "tag" => h.tag.clone(),
-            "image" => h.image(),
-            "repository" => h.repository.clone(),
-            "digest" => digest()?,
-            _ => format!("{}@{}", h.image(), digest()?),
-        })
+        Ok(a.function.evaluate(&h.image(), digest))
     })?;
-    let Some(dir) = output else {
-        return Ok(stream(&rendered));
+    let Some(dir) = options.output else {
+        return Ok(RenderReport::Stream(stream(&rendered)));
     };
-    let plan = plan(dir, &rendered)?;
-    let mut report = String::new();
-    if check {
-        for f in &plan.changed {
-            report.push_str(&format!("differs: {}\n", dir.join(f).display()));
-        }
-        for f in &plan.stale {
-            report.push_str(&format!(
-                "stale:   {} (no template produces it)\n",
-                dir.join(f).display()
-            ));
-        }
-        if report.is_empty() {
-            return Ok(Vec::new());
-        }
-        return Err(Error::User(format!(
-            "{}{} is not up to date: run `tagsmith render -o {}`",
-            report,
-            dir.display(),
-            dir.display()
-        )));
+    let plan = plan(&dir, &rendered)?;
+    if options.check {
+        return Ok(RenderReport::Checked { dir, plan });
     }
-    write(dir, &rendered, &plan, prune)?;
+    write(&dir, &rendered, &plan, options.prune)?;
     for f in &plan.stale {
-        let verb = if prune {
+        let verb = if options.prune {
             "removed stale"
         } else {
             "stale (no template produces it; --prune removes it)"
         };
-        eprintln!("{verb}: {}", dir.join(f).display());
+        shell.line(format!("{verb}: {}", Shown(&dir.join(f))));
     }
-    eprintln!(
+    shell.line(format!(
         "rendered {} files into {} ({} changed)",
         rendered.len(),
-        dir.display(),
+        Shown(&dir),
         plan.changed.len()
-    );
-    Ok(Vec::new())
+    ));
+    Ok(RenderReport::Written)
+}
+
+impl Report for RenderReport {
+    fn stdout(&self) -> Vec<u8> {
+        match self {
+            RenderReport::Stream(bytes) => bytes.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn outcome(&self) -> Result<()> {
+        let RenderReport::Checked { dir, plan } = self else {
+            return Ok(());
+        };
+        let problems: Vec<Error> = plan
+            .changed
+            .iter()
+            .map(|f| Error::User(format!("differs: {}", Shown(&dir.join(f)))))
+            .chain(plan.stale.iter().map(|f| {
+                Error::User(format!(
+                    "stale:   {} (no template produces it)",
+                    Shown(&dir.join(f))
+                ))
+            }))
+            .collect();
+        if problems.is_empty() {
+            return Ok(());
+        }
+        let outcome = format!(
+            "{} is not up to date: run `tagsmith render -o {}`",
+            Shown(dir),
+            Shown(dir)
+        );
+        Err(match problems.len() {
+            1 => Error::Many { problems, outcome },
+            _ => Error::many(problems, outcome),
+        })
+    }
+}
+
+/// Digests from the registry, for the services whose actions need one.
+fn digests_from_registry(
+    project: &Project,
+    hashed: &BTreeMap<String, Hashed>,
+    wanted: &BTreeSet<&str>,
+) -> Result<BTreeMap<String, Option<String>>> {
+    let keyring = Keyring::for_hosts(wanted.iter().map(|n| hashed[*n].repository.host()))?;
+    let registry = Registry::new(keyring, &project.config.insecure_registries);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let lookups = wanted.iter().map(|name| {
+            let registry = &registry;
+            async move {
+                let digest = registry.digest(&hashed[*name].image()).await?;
+                Ok::<_, Error>((name.to_string(), digest))
+            }
+        });
+        futures_util::future::join_all(lookups)
+            .await
+            .into_iter()
+            .collect()
+    })
 }
 
 /// Digests from a `build --report` file, for the services whose tag in the
 /// report is still the current one.
 fn digests_from_report(
-    file: &std::path::Path,
+    file: &Path,
     hashed: &BTreeMap<String, Hashed>,
 ) -> Result<BTreeMap<String, Option<String>>> {
     #[derive(serde::Deserialize)]
@@ -411,7 +475,7 @@ fn digests_from_report(
         tag: String,
         digest: Option<String>,
     }
-    let report: Report = crate::output::read_json(file, "a `build --report` file")?;
+    let report: Report = read_json(file, "a `build --report` file")?;
     Ok(report
         .services
         .into_iter()

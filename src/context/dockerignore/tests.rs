@@ -191,7 +191,7 @@ fn clean_matches_go() {
         ("/", "/"),
         ("a/b/../../c", "c"),
     ] {
-        assert_eq!(clean(input), want, "clean({input:?})");
+        assert_eq!(crate::paths::clean(input), want, "clean({input:?})");
     }
 }
 
@@ -221,7 +221,8 @@ fn decide_walking(m: &Matcher, path: &str) -> bool {
             prefix.push('/');
         }
         prefix.push_str(part);
-        let (excluded, info) = m.decide(&prefix, parent.as_deref());
+        let d = m.decide(&prefix, parent.as_deref());
+        let (excluded, info) = (d.excluded, d.matched);
         result = excluded;
         parent = Some(info);
     }
@@ -249,4 +250,17 @@ fn walking_uses_parent_results_like_docker() {
             "patterns {patterns:?} on {path:?}"
         );
     }
+}
+
+#[test]
+fn spec_corner_cases() {
+    // Each line of docs/hashing.md section 3's special cases.
+    assert!(excluded(&["a**b"], "ab"));
+    assert!(excluded(&["a**b"], "a/b"));
+    assert!(excluded(&["a**b"], "ax/b"));
+    assert!(!excluded(&["a**b"], "axb"));
+    assert!(!excluded(&["a/**"], "a"));
+    assert!(excluded(&["a/**"], "a/x"));
+    assert!(excluded(&["a[/]b"], "a/b"));
+    assert!(!excluded(&["/"], "a"));
 }

@@ -18,6 +18,8 @@
 
 use regex::Regex;
 
+use crate::paths::clean;
+
 /// One line of an ignore file, after Docker's line processing.
 #[derive(Debug, Clone)]
 pub struct Pattern {
@@ -37,6 +39,18 @@ enum Kind {
     /// `text` minus its leading `**`.
     Suffix(String),
     Regex(Regex),
+}
+
+/// How [`Matcher::decide`] decided a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    pub excluded: bool,
+    /// The index of the pattern that decided (the last one that matched the
+    /// path or, in the walking sense, one of its parents); `None` when no
+    /// pattern matched.
+    pub by: Option<usize>,
+    /// Which patterns matched, for deciding this path's children.
+    pub matched: Vec<bool>,
 }
 
 /// A malformed pattern, with the 1-based line it came from.
@@ -86,31 +100,6 @@ pub fn parse_lines(content: &[u8]) -> Vec<(usize, String)> {
     out
 }
 
-/// Go's `filepath.Clean` for `/`-separated paths.
-pub fn clean(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|p| *p != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            p => parts.push(p),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_string(),
-        (false, false) => joined,
-    }
-}
-
 impl Pattern {
     /// Compiles one pattern line (as produced by [`parse_lines`]).
     pub fn new(line: usize, spec: &str) -> Result<Pattern, PatternError> {
@@ -140,10 +129,13 @@ impl Pattern {
         self.exception
     }
 
+    /// The cleaned pattern, without the `!` of an exception.
     pub fn text(&self) -> &str {
         &self.text
     }
 
+    /// The 1-based line in the ignore file; 0 for the exceptions that keep
+    /// the Dockerfile and `.dockerignore` ([`Matcher::keep`]).
     pub fn line(&self) -> usize {
         self.line
     }
@@ -325,6 +317,11 @@ impl Matcher {
         self.patterns.is_empty()
     }
 
+    /// The pattern a [`Decision`] names.
+    pub fn pattern(&self, index: usize) -> &Pattern {
+        &self.patterns[index]
+    }
+
     /// Appends an exception for `path` if it would be excluded, which is how
     /// docker/cli keeps the Dockerfile and `.dockerignore` in every context.
     pub fn keep(&mut self, path: &str) {
@@ -360,11 +357,12 @@ impl Matcher {
     /// (because it could not change the parent's answer) does not count, so
     /// `sub`, `!sub/dir/keep`, `sub/dir` sends `sub/dir/keep`.
     ///
-    /// `parent` is what this returned for the parent directory (`None` at the
-    /// top level); the second value is to be passed for this path's children.
-    pub fn decide(&self, path: &str, parent: Option<&[bool]>) -> (bool, Vec<bool>) {
+    /// `parent` is the [`Decision::matched`] of the parent directory (`None`
+    /// at the top level).
+    pub fn decide(&self, path: &str, parent: Option<&[bool]>) -> Decision {
         let mut matched_by = vec![false; self.patterns.len()];
         let mut excluded = false;
+        let mut by = None;
         for (i, pattern) in self.patterns.iter().enumerate() {
             let mut matched = parent.is_some_and(|p| p[i]);
             if !matched {
@@ -380,9 +378,14 @@ impl Matcher {
             matched_by[i] = matched;
             if matched {
                 excluded = !pattern.exception;
+                by = Some(i);
             }
         }
-        (excluded, matched_by)
+        Decision {
+            excluded,
+            by,
+            matched: matched_by,
+        }
     }
 
     /// Whether Docker walks into the excluded directory `dir` anyway: only

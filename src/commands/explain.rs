@@ -1,13 +1,229 @@
-//! `explain`: every input of a tag, as text or JSON, and the difference
-//! between two such JSON records — the answer to "why did this rebuild?".
+//! `explain`: every input of a tag, as text or JSON; the difference between
+//! two such records — the answer to "why did this rebuild?"; and, with
+//! `--path`, why a file is or is not in the build context.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Service;
-use crate::project::Hashed;
+use super::{Report, read_json};
+use crate::context::{Selection, Why};
+use crate::error::Result;
+use crate::paths;
+use crate::project::{Hashed, Project, Service};
+
+pub struct Options {
+    pub service: String,
+    pub json: bool,
+    /// An earlier `explain --json` output to compare with.
+    pub against: Option<PathBuf>,
+    /// Paths to explain (relative to `cwd` or to the context).
+    pub paths: Vec<PathBuf>,
+    pub cwd: PathBuf,
+}
+
+pub enum ExplainReport {
+    Inputs {
+        explain: Box<Explain>,
+        json: bool,
+    },
+    Diff {
+        old: Box<Explain>,
+        new: Box<Explain>,
+    },
+    Paths {
+        paths: Vec<PathWhy>,
+        json: bool,
+    },
+}
+
+pub fn run(project: &Project, options: Options) -> Result<ExplainReport> {
+    let old = match &options.against {
+        Some(file) => Some(read_json::<Explain>(file, "an `explain --json` output")?),
+        None => None,
+    };
+    let order = project.select(std::slice::from_ref(&options.service))?;
+    let hashed = project.hash(&order)?;
+    let service = &project.config.services[&options.service];
+    let hashed = &hashed[&options.service];
+    if !options.paths.is_empty() {
+        let selection = Selection::for_service(
+            &service.context,
+            &service.dockerfile,
+            service.dockerfile_path_in_context(),
+        )?;
+        let paths = options
+            .paths
+            .iter()
+            .map(|p| why(service, hashed, &selection, &options.cwd, p))
+            .collect();
+        return Ok(ExplainReport::Paths {
+            paths,
+            json: options.json,
+        });
+    }
+    let new = Box::new(Explain::new(service, hashed));
+    Ok(match old {
+        Some(old) => ExplainReport::Diff {
+            old: Box::new(old),
+            new,
+        },
+        None => ExplainReport::Inputs {
+            explain: new,
+            json: options.json,
+        },
+    })
+}
+
+impl Report for ExplainReport {
+    fn stdout(&self) -> Vec<u8> {
+        match self {
+            ExplainReport::Inputs {
+                explain,
+                json: true,
+            } => serde_json::to_string_pretty(explain).expect("serializable") + "\n",
+            ExplainReport::Inputs { explain, .. } => explain.to_text(),
+            ExplainReport::Diff { old, new } => diff_text(old, new),
+            ExplainReport::Paths { paths, json: true } => {
+                #[derive(Serialize)]
+                struct Doc<'a> {
+                    version: u32,
+                    paths: &'a [PathWhy],
+                }
+                serde_json::to_string_pretty(&Doc { version: 1, paths }).expect("serializable")
+                    + "\n"
+            }
+            ExplainReport::Paths { paths, .. } => paths
+                .iter()
+                .map(|p| format!("{}: {}\n", p.path, p.reason))
+                .collect(),
+        }
+        .into_bytes()
+    }
+}
+
+/// The answer for one `--path`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PathWhy {
+    /// As given on the command line.
+    pub path: String,
+    /// Whether the path is in the build context (and so in the tag).
+    pub included: bool,
+    pub reason: String,
+    /// The ignore file, line and pattern that decided, if one did.
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub pattern: Option<String>,
+}
+
+/// Resolves `given` against the working directory when it exists there
+/// (or names a place inside the context), else against the context.
+fn resolve(service: &Service, cwd: &Path, given: &Path) -> Option<String> {
+    let context = &service.context;
+    let from_cwd = PathBuf::from(paths::clean(&cwd.join(given).to_string_lossy()));
+    let in_context = |p: &Path| {
+        p.strip_prefix(context)
+            .ok()
+            .map(|r| r.to_string_lossy().into_owned())
+    };
+    if std::fs::symlink_metadata(&from_cwd).is_ok() || from_cwd.starts_with(context) {
+        return in_context(&from_cwd);
+    }
+    let from_context = paths::clean(&given.to_string_lossy());
+    (!from_context.starts_with("..") && !given.is_absolute()).then_some(from_context)
+}
+
+fn why(
+    service: &Service,
+    hashed: &Hashed,
+    selection: &Selection,
+    cwd: &Path,
+    given: &Path,
+) -> PathWhy {
+    let mut out = PathWhy {
+        path: given.display().to_string(),
+        included: false,
+        reason: String::new(),
+        file: None,
+        line: None,
+        pattern: None,
+    };
+    let rel = match resolve(service, cwd, given) {
+        Some(rel) if !rel.is_empty() && rel != "." => rel,
+        _ => {
+            out.reason = "not in the context".into();
+            return out;
+        }
+    };
+    let ignore_file = selection
+        .ignore_file
+        .as_deref()
+        .map(|f| paths::Shown(f).to_string())
+        .unwrap_or_default();
+    let mut decided_by = |i: usize| {
+        let p = selection.matcher.pattern(i);
+        out.file = Some(ignore_file.clone());
+        out.line = Some(p.line());
+        out.pattern = Some(format!(
+            "{}{}",
+            if p.is_exception() { "!" } else { "" },
+            p.text()
+        ));
+        format!(
+            "{ignore_file}:{} ({})",
+            p.line(),
+            out.pattern.as_deref().unwrap_or_default()
+        )
+    };
+    let (included, reason) = match selection.why(&rel) {
+        Why::Included => (true, "included".to_string()),
+        Why::AlwaysSent => (true, "always sent".to_string()),
+        Why::ReIncluded(i) => (true, format!("re-included by {}", decided_by(i))),
+        Why::Excluded(i) => (false, format!("excluded by {}", decided_by(i))),
+        Why::ExcludedDirectory { dir, by } => (
+            false,
+            format!(
+                "excluded: directory {dir}/ is excluded by {}",
+                decided_by(by)
+            ),
+        ),
+    };
+    let exists = std::fs::symlink_metadata(service.context.join(&rel)).is_ok();
+    // An excluded directory that holds re-included entries is sent too.
+    let sent = hashed
+        .entries
+        .binary_search_by(|e| e.path.as_str().cmp(&rel))
+        .is_ok();
+    out.included = sent;
+    out.reason = if !exists {
+        format!("not in the context: no such file or directory (if there were one: {reason})")
+    } else if sent && !included {
+        format!("included: it holds re-included entries, though {reason}")
+    } else {
+        reason
+    };
+    out
+}
+
+/// The text of `explain --against`: a header, then one line per difference.
+fn diff_text(old: &Explain, new: &Explain) -> String {
+    let lines = diff(old, new);
+    let service = &new.service;
+    let mut s = if old.tag == new.tag {
+        format!("{service}: tag unchanged ({})\n", new.tag)
+    } else {
+        format!("{service}: tag {} -> {}\n", old.tag, new.tag)
+    };
+    if lines.is_empty() && old.tag != new.tag {
+        s.push_str("  no input differs: the tag scheme or tag_length changed\n");
+    }
+    for l in lines {
+        let _ = writeln!(s, "  {l}");
+    }
+    s
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Explain {
@@ -54,7 +270,7 @@ impl Explain {
             version: 1,
             service: hashed.name.clone(),
             tag: hashed.tag.clone(),
-            image: Some(hashed.image()),
+            image: Some(hashed.image().to_string()),
             inputs: hashed
                 .entries
                 .iter()

@@ -1,0 +1,424 @@
+//! `build`: find which tags are missing ([`plan`]), build those in
+//! dependency order with bounded parallelism ([`schedule`]) through a
+//! [`Builder`], push them, and report. Never rebuilds what exists (unless
+//! `--force`).
+
+pub mod plan;
+pub mod schedule;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::{Report, write_atomically};
+use crate::engine::{BuildSpec, Builder, Engine, PushError, tarball};
+use crate::error::{Error, Result};
+use crate::project::{Hashed, Project};
+use crate::registry::reference::{image_arg, tag_arg};
+use crate::registry::{Keyring, Registry};
+use crate::shell::Shell;
+use plan::{Need, Presence};
+use schedule::{Done, Event, Schedule};
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only these services and their dependencies (all when empty).
+    pub services: Vec<String>,
+    /// Push; presence is then checked in the registry, not the engine.
+    pub push: bool,
+    /// Builds at once (default: the number of cores).
+    pub jobs: Option<usize>,
+    /// Print the plan and do nothing.
+    pub dry_run: bool,
+    /// Build (and push) even when the tag is present.
+    pub force: bool,
+    /// Always pull newer external base images.
+    pub pull: bool,
+    pub no_cache: bool,
+    /// Where to write the JSON report.
+    pub report: Option<PathBuf>,
+}
+
+impl Options {
+    fn jobs(&self) -> usize {
+        self.jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+            .max(1)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    UpToDate,
+    Built,
+    Pushed,
+    Failed,
+    Blocked,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::UpToDate => "up-to-date",
+            Status::Built => "built",
+            Status::Pushed => "pushed",
+            Status::Failed => "failed",
+            Status::Blocked => "blocked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub name: String,
+    pub tag: String,
+    pub image: String,
+    pub status: Status,
+    pub digest: Option<String>,
+    pub seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Outcome {
+    fn new(h: &Hashed, status: Status) -> Outcome {
+        Outcome {
+            name: h.name.clone(),
+            tag: h.tag.clone(),
+            image: h.image().to_string(),
+            status,
+            digest: None,
+            seconds: 0.0,
+            error: None,
+        }
+    }
+}
+
+pub enum BuildReport {
+    /// `--dry-run`: each service, its image, and what it needs.
+    Plan(Vec<(String, String, String)>, Vec<Outcome>),
+    /// Every service's outcome, in build order.
+    Done(Vec<Outcome>),
+}
+
+impl BuildReport {
+    pub fn outcomes(&self) -> &[Outcome] {
+        match self {
+            BuildReport::Plan(_, o) | BuildReport::Done(o) => o,
+        }
+    }
+
+    /// The `--report` file's JSON.
+    pub fn json(&self) -> String {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            version: u32,
+            services: &'a [Outcome],
+        }
+        serde_json::to_string_pretty(&Doc {
+            version: 1,
+            services: self.outcomes(),
+        })
+        .expect("serializable")
+            + "\n"
+    }
+}
+
+impl Report for BuildReport {
+    fn stdout(&self) -> Vec<u8> {
+        match self {
+            BuildReport::Plan(lines, _) => lines
+                .iter()
+                .map(|(name, image, what)| format!("{name}\t{image}\t{what}\n"))
+                .collect::<String>()
+                .into_bytes(),
+            BuildReport::Done(outcomes) => summary(outcomes).into_bytes(),
+        }
+    }
+
+    fn outcome(&self) -> Result<()> {
+        let count = |s| self.outcomes().iter().filter(|o| o.status == s).count();
+        let (failed, blocked) = (count(Status::Failed), count(Status::Blocked));
+        if failed + blocked == 0 {
+            return Ok(());
+        }
+        Err(Error::user(format!(
+            "{failed} failed, {blocked} blocked (see the logs above)"
+        )))
+    }
+}
+
+/// Everything the builds of one run share.
+struct Run<'a> {
+    project: &'a Project,
+    hashed: &'a BTreeMap<String, Hashed>,
+    options: &'a Options,
+    shell: &'a Shell,
+    engine: Engine,
+    builder: Box<dyn Builder>,
+    registry: Registry,
+    revision: Option<String>,
+}
+
+pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
+    let order = project.select(&options.services)?;
+    let hashed = project.hash(&order)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.jobs().clamp(2, 8))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
+    let report = runtime.block_on(run_async(project, &order, &hashed, &options, shell))?;
+    if let (Some(path), BuildReport::Done(_)) = (&options.report, &report) {
+        write_atomically(path, report.json().as_bytes())?;
+    }
+    Ok(report)
+}
+
+async fn run_async(
+    project: &Project,
+    order: &[String],
+    hashed: &BTreeMap<String, Hashed>,
+    options: &Options,
+    shell: &Shell,
+) -> Result<BuildReport> {
+    let keyring = Keyring::for_hosts(order.iter().map(|n| hashed[n].repository.host()))?;
+    let registry = Registry::new(keyring, &project.config.insecure_registries);
+    let engine = Engine::connect().await?;
+    let run = Run {
+        project,
+        hashed,
+        options,
+        shell,
+        builder: Box::new(engine.classic()),
+        engine,
+        registry,
+        revision: git_revision(project),
+    };
+    let presence = if options.force {
+        Presence::Nowhere
+    } else if options.push {
+        Presence::Registry(&run.registry)
+    } else {
+        Presence::Engine(&run.engine)
+    };
+    let mut needs = plan::check(order, hashed, presence).await?;
+
+    // A failed check is reported for its service, which then counts as failed.
+    let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+    for (name, need) in &needs {
+        if let Need::Unknown { error } = need {
+            shell.status(format!("{name}: {error}"));
+            let mut o = Outcome::new(&hashed[name], Status::Failed);
+            o.error = Some(error.to_string());
+            outcomes.insert(name.clone(), o);
+        }
+    }
+    if options.dry_run {
+        let lines = order
+            .iter()
+            .map(|name| {
+                let what = match &needs[name] {
+                    Need::Present { .. } => "up-to-date".to_string(),
+                    Need::Build { reason } => format!("build ({reason})"),
+                    Need::Unknown { .. } => "unknown (the check failed)".to_string(),
+                };
+                (name.clone(), hashed[name].image().to_string(), what)
+            })
+            .collect();
+        return Ok(BuildReport::Plan(lines, outcomes.into_values().collect()));
+    }
+
+    let mut to_build = Vec::new();
+    for name in order {
+        match needs.remove(name) {
+            Some(Need::Present { digest }) => {
+                let mut o = Outcome::new(&hashed[name], Status::UpToDate);
+                o.digest = digest;
+                outcomes.insert(name.clone(), o);
+            }
+            Some(Need::Build { .. }) => to_build.push(name.clone()),
+            _ => {}
+        }
+    }
+    let failed_before: BTreeSet<String> = outcomes
+        .iter()
+        .filter(|(_, o)| o.status == Status::Failed)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let deps = |name: &str| project.graph.deps(name).map(str::to_string).collect();
+    let schedule = Schedule {
+        order: &to_build,
+        deps: &deps,
+        failed: &failed_before,
+        limit: options.jobs(),
+    };
+    let results = schedule
+        .run(
+            |name| run.build_one(name),
+            |o: &Outcome| o.status == Status::Failed,
+            |event| match event {
+                Event::Started { name, running } => shell.status(format!(
+                    "{name}: building (running: {})",
+                    running.join(", ")
+                )),
+                Event::Finished {
+                    name,
+                    result,
+                    finished,
+                    total,
+                } => shell.status(format!(
+                    "{name}: {} in {:.1}s [{finished}/{total}]",
+                    result.status.as_str(),
+                    result.seconds
+                )),
+                Event::Blocked { name, by } => {
+                    shell.status(format!("{name}: blocked (dependency {by} was not built)"))
+                }
+            },
+        )
+        .await;
+    for (name, done) in results {
+        let o = match done {
+            Done::Ran(o) => o,
+            Done::Blocked { by } => {
+                let mut o = Outcome::new(&hashed[&name], Status::Blocked);
+                o.error = Some(format!("dependency {by} was not built"));
+                o
+            }
+        };
+        outcomes.insert(name, o);
+    }
+    Ok(BuildReport::Done(
+        order.iter().filter_map(|n| outcomes.remove(n)).collect(),
+    ))
+}
+
+impl Run<'_> {
+    async fn build_one(&self, name: &str) -> Outcome {
+        let h = &self.hashed[name];
+        let start = Instant::now();
+        let log = |line: &str| self.shell.log(name, line);
+        let result = async {
+            self.builder.build(self.spec(h), &log).await?;
+            if !self.options.push {
+                return Ok((Status::Built, None));
+            }
+            let image = h.image();
+            let host = image.repository.host();
+            self.engine
+                .push(&image, self.registry.keyring().get(host), &log)
+                .await
+                .map_err(|e| match e {
+                    PushError::Auth(_) => self.registry.auth_error(host, None),
+                    PushError::Other(msg) => Error::user(msg),
+                })?;
+            let digest = self.registry.digest(&image).await?;
+            Ok::<_, Error>((Status::Pushed, digest))
+        }
+        .await;
+        let mut outcome = Outcome::new(h, Status::Failed);
+        outcome.seconds = start.elapsed().as_secs_f64();
+        match result {
+            Ok((status, digest)) => {
+                outcome.status = status;
+                outcome.digest = digest;
+            }
+            Err(e) => {
+                self.shell.log_always(name, &format!("error: {e}"));
+                outcome.error = Some(e.to_string());
+            }
+        }
+        outcome
+    }
+
+    fn spec(&self, h: &Hashed) -> BuildSpec {
+        let service = &self.project.config.services[&h.name];
+        let mut args: HashMap<String, String> = service
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for dep in &h.deps {
+            let d = &self.hashed[&dep.name];
+            args.insert(image_arg(&dep.name), d.image().to_string());
+            args.insert(tag_arg(&dep.name), d.tag.clone());
+        }
+        let mut labels = HashMap::from([
+            ("dev.tagsmith.tag".to_string(), h.tag.clone()),
+            ("dev.tagsmith.service".to_string(), h.name.clone()),
+        ]);
+        if let Some(rev) = &self.revision {
+            labels.insert("org.opencontainers.image.revision".into(), rev.clone());
+        }
+        let outside = service
+            .dockerfile_path_in_context()
+            .is_none()
+            .then(|| self.project.dockerfile(&h.name).to_vec());
+        let dockerfile = match &outside {
+            Some(bytes) => tarball::outside_dockerfile_name(bytes),
+            None => service.dockerfile_in_context.clone(),
+        };
+        BuildSpec {
+            context: service.context.clone(),
+            entries: h.entries.clone(),
+            dockerfile,
+            outside_dockerfile: outside,
+            image: h.image(),
+            args,
+            labels,
+            target: service.target.clone(),
+            platform: service.platform.clone(),
+            pull: self.options.pull,
+            no_cache: self.options.no_cache,
+            auth: self.registry.keyring().docker(),
+        }
+    }
+}
+
+fn git_revision(project: &Project) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(&project.config.root)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn summary(outcomes: &[Outcome]) -> String {
+    let w = outcomes
+        .iter()
+        .map(|o| o.name.len())
+        .max()
+        .unwrap_or(7)
+        .max(7);
+    let mut s = format!(
+        "{:<w$}  {:<12}  {:<10}  {:<19}  {:>7}\n",
+        "SERVICE", "TAG", "STATUS", "DIGEST", "TIME"
+    );
+    for o in outcomes {
+        let tag: String = o.tag.chars().take(12).collect();
+        let digest: String = o
+            .digest
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(19)
+            .collect();
+        let _ = writeln!(
+            s,
+            "{:<w$}  {tag:<12}  {:<10}  {digest:<19}  {:>6.1}s",
+            o.name,
+            o.status.as_str(),
+            o.seconds
+        );
+    }
+    s
+}

@@ -1,0 +1,133 @@
+//! `tags`: every selected service's tag, in one of several formats.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::Report;
+use crate::error::{Error, Result};
+use crate::project::{Hashed, Project};
+use crate::registry::reference::env_name;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `<name>\t<image>` lines.
+    Text,
+    Json,
+    /// `TAGSMITH_TAG_<NAME>=<tag>` lines.
+    Env,
+    /// `<name>-tag=` and `<name>-image=` lines appended to `$GITHUB_OUTPUT`.
+    Github,
+}
+
+pub struct Options {
+    /// Only these services (their dependencies are hashed, not shown).
+    pub services: Vec<String>,
+    pub format: Format,
+    /// `$GITHUB_OUTPUT`, for [`Format::Github`].
+    pub github_output: Option<PathBuf>,
+}
+
+pub struct TagsReport {
+    format: Format,
+    /// Sorted by name.
+    shown: Vec<Hashed>,
+    /// Whether the lines went to `$GITHUB_OUTPUT` instead of stdout.
+    appended: bool,
+}
+
+pub fn run(project: &Project, options: Options) -> Result<TagsReport> {
+    let order = project.select(&options.services)?;
+    let github_output = match options.format {
+        Format::Github => Some(options.github_output.ok_or_else(|| {
+            Error::user("--format github appends to the file named by $GITHUB_OUTPUT, which is not set (it is set inside GitHub Actions steps)")
+        })?),
+        _ => None,
+    };
+    let hashed = project.hash(&order)?;
+    let shown: Vec<Hashed> = hashed
+        .into_values()
+        .filter(|h| options.services.is_empty() || options.services.contains(&h.name))
+        .collect();
+    let mut report = TagsReport {
+        format: options.format,
+        shown,
+        appended: false,
+    };
+    if let Some(file) = github_output {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&file)
+            .map_err(|e| Error::io(&file, e))?;
+        f.write_all(&report.render())
+            .map_err(|e| Error::io(&file, e))?;
+        report.appended = true;
+    }
+    Ok(report)
+}
+
+impl TagsReport {
+    fn render(&self) -> Vec<u8> {
+        let mut s = String::new();
+        match self.format {
+            Format::Text => {
+                for h in &self.shown {
+                    let _ = writeln!(s, "{}\t{}", h.name, h.image());
+                }
+            }
+            Format::Env => {
+                for h in &self.shown {
+                    let _ = writeln!(s, "TAGSMITH_TAG_{}={}", env_name(&h.name), h.tag);
+                }
+            }
+            Format::Github => {
+                for h in &self.shown {
+                    let _ = writeln!(s, "{}-tag={}", h.name, h.tag);
+                    let _ = writeln!(s, "{}-image={}", h.name, h.image());
+                }
+            }
+            Format::Json => {
+                #[derive(Serialize)]
+                struct Doc<'a> {
+                    version: u32,
+                    services: Vec<Svc<'a>>,
+                }
+                #[derive(Serialize)]
+                struct Svc<'a> {
+                    name: &'a str,
+                    tag: &'a str,
+                    image: String,
+                    depends_on: Vec<&'a str>,
+                }
+                let doc = Doc {
+                    version: 1,
+                    services: self
+                        .shown
+                        .iter()
+                        .map(|h| Svc {
+                            name: &h.name,
+                            tag: &h.tag,
+                            image: h.image().to_string(),
+                            depends_on: h.deps.iter().map(|d| d.name.as_str()).collect(),
+                        })
+                        .collect(),
+                };
+                s = serde_json::to_string_pretty(&doc).expect("serializable") + "\n";
+            }
+        }
+        s.into_bytes()
+    }
+}
+
+impl Report for TagsReport {
+    fn stdout(&self) -> Vec<u8> {
+        if self.appended {
+            Vec::new()
+        } else {
+            self.render()
+        }
+    }
+}

@@ -37,6 +37,15 @@ pub fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> Res
     })
 }
 
+/// The async runtime the engine and registry clients need, with `threads` workers.
+pub fn runtime(threads: usize) -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, so that
 /// a reader never sees half a file.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

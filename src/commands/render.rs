@@ -10,7 +10,7 @@ use super::{Report, read_json};
 use crate::error::{Error, Result};
 use crate::paths::{self, Shown};
 use crate::project::{Hashed, Project};
-use crate::registry::{Keyring, Registry};
+use crate::registry::Registry;
 use crate::shell::Shell;
 use crate::suggestion::Suggestion;
 use crate::template::{self, Action, Piece};
@@ -438,13 +438,11 @@ fn digests_from_registry(
     hashed: &BTreeMap<String, Hashed>,
     wanted: &BTreeSet<&str>,
 ) -> Result<BTreeMap<String, Option<String>>> {
-    let keyring = Keyring::for_hosts(wanted.iter().map(|n| hashed[*n].repository.host()))?;
-    let registry = Registry::new(keyring, &project.config.insecure_registries);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
-    runtime.block_on(async {
+    let registry = Registry::for_hosts(
+        wanted.iter().map(|n| hashed[*n].repository.host()),
+        &project.config.insecure_registries,
+    )?;
+    super::runtime(1)?.block_on(async {
         let lookups = wanted.iter().map(|name| {
             let registry = &registry;
             async move {

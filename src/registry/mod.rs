@@ -52,6 +52,15 @@ impl Registry {
         Registry { client, keyring }
     }
 
+    /// A client for the registries of `hosts`, with their credentials read
+    /// from the docker config.
+    pub fn for_hosts<'a>(
+        hosts: impl IntoIterator<Item = &'a str>,
+        insecure: &[String],
+    ) -> Result<Registry> {
+        Ok(Registry::new(Keyring::for_hosts(hosts)?, insecure))
+    }
+
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
     }

@@ -13,12 +13,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{Report, write_atomically};
+use super::{Report, runtime, write_atomically};
 use crate::engine::{BuildSpec, Builder, Engine, PushError, tarball};
 use crate::error::{Error, Result};
 use crate::project::{Hashed, Project};
+use crate::registry::Registry;
 use crate::registry::reference::{image_arg, tag_arg};
-use crate::registry::{Keyring, Registry};
 use crate::shell::Shell;
 use plan::{Need, Presence};
 use schedule::{Done, Event, Schedule};
@@ -167,12 +167,8 @@ struct Run<'a> {
 pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
     let order = project.select(&options.services)?;
     let hashed = project.hash(&order)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(options.jobs().clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| Error::internal(format!("starting the async runtime: {e}")))?;
-    let report = runtime.block_on(run_async(project, &order, &hashed, &options, shell))?;
+    let report = runtime(options.jobs().clamp(2, 8))?
+        .block_on(run_async(project, &order, &hashed, &options, shell))?;
     if let (Some(path), BuildReport::Done(_)) = (&options.report, &report) {
         write_atomically(path, report.json().as_bytes())?;
     }
@@ -186,8 +182,10 @@ async fn run_async(
     options: &Options,
     shell: &Shell,
 ) -> Result<BuildReport> {
-    let keyring = Keyring::for_hosts(order.iter().map(|n| hashed[n].repository.host()))?;
-    let registry = Registry::new(keyring, &project.config.insecure_registries);
+    let registry = Registry::for_hosts(
+        order.iter().map(|n| hashed[n].repository.host()),
+        &project.config.insecure_registries,
+    )?;
     let engine = Engine::connect().await?;
     let run = Run {
         project,

@@ -140,6 +140,9 @@ impl From<TagsFormat> for tags::Format {
 
 /// Parses the arguments, runs the command, prints; returns the exit code.
 pub fn main() -> i32 {
+    // Two TLS providers are linked (ring, and aws-lc-rs through reqwest):
+    // name one, or the first TLS connection panics choosing between them.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {

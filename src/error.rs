@@ -160,6 +160,21 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error's message with its causes, each once: libraries often put the
+/// useful part ("connection refused") in a source.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
 fn describe_io(err: &std::io::Error) -> String {
     use std::io::ErrorKind::*;
     match err.kind() {

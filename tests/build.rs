@@ -261,7 +261,7 @@ fn the_image_holds_exactly_the_hashed_entries() {
     let o = infra::tagsmith(d, cfg.path(), &["build", "--quiet"]);
     assert!(stdout(&o).contains("up-to-date"), "{}", stdout(&o));
     std::process::Command::new("docker")
-        .args(["rmi", &image])
+        .args(["rmi", "--no-prune", &image])
         .output()
         .unwrap();
 }
@@ -325,7 +325,7 @@ fn build_args_carry_dependency_references() {
     );
     for img in [image, format!("localhost/{name}/base:{}", tags(d)["base"])] {
         std::process::Command::new("docker")
-            .args(["rmi", &img])
+            .args(["rmi", "--no-prune", &img])
             .output()
             .unwrap();
     }
@@ -552,7 +552,7 @@ fn context_selection_matches_the_docker_cli() {
             .output()
             .unwrap();
         std::process::Command::new("docker")
-            .args(["rmi", &image])
+            .args(["rmi", "--no-prune", &image])
             .output()
             .unwrap();
         let mut docker: Vec<String> = tar::Archive::new(export.stdout.as_slice())

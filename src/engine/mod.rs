@@ -1,28 +1,49 @@
-//! The Docker engine, through the Engine API (`bollard`): found like the
-//! docker CLI finds it (`DOCKER_HOST`, TLS via `DOCKER_TLS_VERIFY` and
-//! `DOCKER_CERT_PATH`, else the default socket), with the API version
-//! negotiated so that older engines (20.10, API 1.41) work.
+//! The Docker engine, through the Engine API (`bollard` over our own
+//! [`transport`]): found like the docker CLI finds it ([`endpoint`]), with
+//! the API version negotiated so that older engines (20.10, API 1.41) work,
+//! and told apart from Podman's Docker-compatible service.
 //!
 //! Builders sit behind [`Builder`]: each gets a [`BuildSpec`] (made from the
 //! hashed entries) and reports output lines through a [`Log`].
 
 pub mod classic;
+pub mod endpoint;
 pub mod tarball;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use bollard::Docker;
 use bollard::query_parameters::PushImageOptionsBuilder;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use futures_util::future::BoxFuture;
+use http_body_util::Full;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
 
 use crate::context::Entry;
 use crate::error::{Error, Result};
 use crate::registry::{Credentials, ImageRef};
+use endpoint::Endpoint;
+use transport::{Connector, Dialer};
 
 pub struct Engine {
     docker: Docker,
+    pub endpoint: Endpoint,
+    pub kind: Kind,
+    /// The negotiated Engine API version (`1.41`).
+    pub api_version: String,
+}
+
+/// Which engine answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Docker,
+    /// Podman's Docker-compatible service (no BuildKit).
+    Podman,
 }
 
 /// What to build; the context tar is made from `entries`.
@@ -54,21 +75,67 @@ pub trait Builder: Send + Sync {
 }
 
 impl Engine {
+    /// Connects to the engine the environment names (see [`endpoint`]).
     pub async fn connect() -> Result<Engine> {
-        let host =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let unreachable = |e: &dyn std::fmt::Display| {
+        let endpoint = endpoint::resolve(&endpoint::Env::from_process())?;
+        Engine::connect_to(endpoint).await
+    }
+
+    pub async fn connect_to(endpoint: Endpoint) -> Result<Engine> {
+        let dialer = Arc::new(Dialer::new(&endpoint)?);
+        let connector = Connector(dialer.clone());
+        let api = Client::builder(TokioExecutor::new()).build(connector.clone());
+        let transport = move |req: bollard::BollardRequest| {
+            let api = api.clone();
+            async move { api.request(req).await.map_err(bollard::errors::Error::from) }
+        };
+        let docker = Docker::connect_with_custom_transport(
+            transport,
+            Some("http://docker"),
+            120,
+            bollard::API_DEFAULT_VERSION,
+        )
+        .map_err(|e| Error::internal(format!("engine client: {e}")))?;
+        let http: Client<Connector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build(connector);
+        let unreachable = |cause: String| {
+            let ssh = dialer
+                .ssh_error()
+                .map(|s| format!(": ssh said: {s}"))
+                .unwrap_or_default();
             Error::user(format!(
-                "cannot reach the Docker engine at {host}: {e} (is dockerd running? set DOCKER_HOST to use another engine)"
+                "cannot reach the Docker engine at {endpoint}: {cause}{ssh}{}",
+                hint(&cause, &endpoint)
             ))
         };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&e))?;
+        let ping = http
+            .request(
+                hyper::Request::get("http://docker/_ping")
+                    .body(Full::default())
+                    .expect("a valid request"),
+            )
+            .await
+            .map_err(|e| unreachable(crate::error::chain(&e)))?;
+        let headers = ping.headers();
+        let kind = if headers.contains_key("libpod-api-version") {
+            Kind::Podman
+        } else {
+            Kind::Docker
+        };
+        if !ping.status().is_success() {
+            return Err(unreachable(format!("the ping answered {}", ping.status())));
+        }
         let docker = docker
             .negotiate_version()
             .await
-            .map_err(|e| unreachable(&e))?;
-        docker.ping().await.map_err(|e| unreachable(&e))?;
-        Ok(Engine { docker })
+            .map_err(|e| unreachable(crate::error::chain(&e)))?;
+        let api_version = docker.client_version().to_string();
+        Ok(Engine {
+            docker,
+            endpoint,
+            kind,
+            api_version,
+        })
     }
 
     /// The engine's classic builder.
@@ -138,6 +205,31 @@ impl PushError {
             Some("unauthorized" | "denied") => PushError::Auth(msg),
             _ => PushError::Other(msg),
         }
+    }
+}
+
+/// What to try when an engine cannot be reached, judged from the cause.
+fn hint(cause: &str, endpoint: &Endpoint) -> &'static str {
+    use endpoint::Address;
+    let tls = matches!(&endpoint.address, Address::Tcp { tls: Some(_), .. });
+    if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+        " (the engine does not speak TLS on this port: unset DOCKER_TLS_VERIFY, or use its TLS port)"
+    } else if !tls
+        && (cause.contains("invalid HTTP version")
+            || cause.contains("connection closed before message completed"))
+        && matches!(&endpoint.address, Address::Tcp { .. })
+    {
+        " (the engine may expect TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
+    } else if cause.contains("UnknownIssuer") || cause.contains("invalid peer certificate") {
+        " (the engine's certificate is not signed by the CA in DOCKER_CERT_PATH/ca.pem)"
+    } else if cause.contains("alert")
+        && (cause.contains("Certificate") || cause.contains("UnknownCA"))
+    {
+        " (the engine refused the client certificate: check cert.pem and key.pem in DOCKER_CERT_PATH)"
+    } else if matches!(&endpoint.address, Address::Unix(_)) {
+        " (is dockerd running? set DOCKER_HOST or DOCKER_CONTEXT to use another engine)"
+    } else {
+        ""
     }
 }
 

@@ -181,16 +181,8 @@ fn classify(e: &OciDistributionError) -> (Failure, Option<u16>) {
 /// Error text from a library with its causes ("connection refused"), and
 /// anything that looks like a URL with credentials cut.
 pub fn redact(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text = format!("{text}: {cause_text}");
-        }
-        source = cause.source();
-    }
-    text.split_whitespace()
+    crate::error::chain(e)
+        .split_whitespace()
         .map(|w| {
             if w.contains('@') && w.contains(':') && w.contains("//") {
                 "<url>"

@@ -1,0 +1,336 @@
+//! Byte streams to the engine for every kind of address — a unix socket,
+//! TCP with or without TLS, and `ssh … docker system dial-stdio` — under
+//! one hyper connector. Both the Engine API client (bollard, through its
+//! custom transport) and the BuildKit session (an HTTP upgrade) use it, so
+//! every engine kind works for every feature.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use hyper::Uri;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::endpoint::{Address, Endpoint, Tls};
+use crate::error::{Error, Result};
+
+/// Anything a connection to the engine can be.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// One connection to the engine.
+pub struct Stream(Box<dyn Io>);
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl Connection for Stream {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+/// Opens connections to one engine.
+pub struct Dialer {
+    address: Address,
+    tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    /// What the last `ssh` process said on stderr, for error messages.
+    ssh_stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Dialer {
+    /// Reads the TLS material now, so that a bad file is one clear error.
+    pub fn new(endpoint: &Endpoint) -> Result<Dialer> {
+        let tls = match &endpoint.address {
+            Address::Tcp {
+                host,
+                tls: Some(tls),
+                ..
+            } => {
+                let name = ServerName::try_from(host.clone()).map_err(|_| {
+                    Error::user(format!(
+                        "engine address {}: \"{host}\" is not a valid TLS server name",
+                        endpoint.host
+                    ))
+                })?;
+                Some((Arc::new(client_config(tls)?), name))
+            }
+            _ => None,
+        };
+        Ok(Dialer {
+            address: endpoint.address.clone(),
+            tls,
+            ssh_stderr: Arc::default(),
+        })
+    }
+
+    pub async fn dial(&self) -> io::Result<Stream> {
+        match &self.address {
+            Address::Unix(path) => Ok(Stream(Box::new(
+                tokio::net::UnixStream::connect(path).await?,
+            ))),
+            Address::Tcp { host, port, .. } => {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), *port)).await?;
+                tcp.set_nodelay(true)?;
+                match &self.tls {
+                    None => Ok(Stream(Box::new(tcp))),
+                    Some((config, name)) => {
+                        let tls = tokio_rustls::TlsConnector::from(config.clone())
+                            .connect(name.clone(), tcp)
+                            .await?;
+                        Ok(Stream(Box::new(tls)))
+                    }
+                }
+            }
+            Address::Ssh {
+                user,
+                host,
+                port,
+                socket,
+            } => self.ssh(user.as_deref(), host, *port, socket.as_deref()),
+        }
+    }
+
+    /// `ssh [-l user] [-p port] -o ConnectTimeout=30 -T -- host <docker … dial-stdio>`,
+    /// speaking HTTP over its stdin and stdout, one process per connection.
+    fn ssh(
+        &self,
+        user: Option<&str>,
+        host: &str,
+        port: Option<u16>,
+        socket: Option<&str>,
+    ) -> io::Result<Stream> {
+        let mut cmd = tokio::process::Command::new("ssh");
+        if let Some(u) = user {
+            cmd.args(["-l", u]);
+        }
+        if let Some(p) = port {
+            cmd.args(["-p", &p.to_string()]);
+        }
+        let remote = match socket {
+            Some(path) => format!("docker --host=unix://{path} system dial-stdio"),
+            None => "docker system dial-stdio".to_string(),
+        };
+        cmd.args([
+            "-o",
+            "ConnectTimeout=30",
+            "-o",
+            "BatchMode=yes",
+            "-T",
+            "--",
+            host,
+            &remote,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+        let mut child = cmd.spawn().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run ssh: {e} (is the OpenSSH client installed?)"),
+            )
+        })?;
+        let (stdin, stdout, stderr) = (
+            child.stdin.take().expect("piped"),
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        let sink = self.ssh_stderr.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut stderr = stderr;
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf).await;
+            if !buf.is_empty() {
+                *sink.lock().unwrap() = buf;
+            }
+        });
+        Ok(Stream(Box::new(SshStream {
+            _child: child,
+            io: tokio::io::join(stdout, stdin),
+        })))
+    }
+
+    /// The last thing `ssh` said on stderr, trimmed, if anything.
+    pub fn ssh_error(&self) -> Option<String> {
+        let text = String::from_utf8_lossy(&self.ssh_stderr.lock().unwrap())
+            .trim()
+            .to_string();
+        (!text.is_empty()).then_some(text)
+    }
+}
+
+struct SshStream {
+    _child: tokio::process::Child,
+    io: tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+}
+
+impl AsyncRead for SshStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SshStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// rustls settings as the docker CLI uses them: `ca.pem` as the only root
+/// when given (else the system's), the client pair when given.
+fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::internal(format!("TLS setup: {e}")))?;
+    let builder = if !tls.verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(NoVerification))
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        match &tls.ca {
+            Some(ca) => {
+                let certs = read_certs(ca)?;
+                for c in certs {
+                    roots.add(c).map_err(|e| {
+                        Error::file(ca, format!("not a usable CA certificate: {e}"))
+                    })?;
+                }
+            }
+            None => {
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        builder.with_root_certificates(roots)
+    };
+    match &tls.identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => {
+            let chain = read_certs(cert)?;
+            let key = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| Error::file(key, format!("not a PEM private key: {e}")))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::file(cert, format!("unusable client certificate: {e}")))
+        }
+    }
+}
+
+fn read_certs(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<std::result::Result<_, _>>())
+        .map_err(|e| match e {
+            rustls::pki_types::pem::Error::Io(io) => Error::io(path, io),
+            e => Error::file(path, format!("not a PEM certificate: {e}")),
+        })?;
+    if certs.is_empty() {
+        return Err(Error::file(path, "holds no PEM certificate"));
+    }
+    Ok(certs)
+}
+
+/// `DOCKER_TLS` without `DOCKER_TLS_VERIFY`: encrypted, not authenticated,
+/// exactly as the docker CLI does it.
+#[derive(Debug)]
+struct NoVerification;
+
+impl rustls::client::danger::ServerCertVerifier for NoVerification {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The hyper connector: every URI goes to the one engine.
+#[derive(Clone)]
+pub struct Connector(pub Arc<Dialer>);
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<Stream>;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let dialer = self.0.clone();
+        Box::pin(async move { dialer.dial().await.map(TokioIo::new) })
+    }
+}

@@ -9,6 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::commands::{Report, build, explain, graph, render, tags};
 use crate::error::{Error, Result};
 use crate::project::Project;
+use crate::project::config::BuilderKind;
+use crate::secrets;
 use crate::shell::{Shell, Verbosity};
 
 #[derive(Debug, Parser)]
@@ -107,23 +109,44 @@ pub struct BuildArgs {
     /// Hide build logs
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// The engine's builder (default: `builder` in tagsmith.yaml, else BuildKit when the engine offers it)
+    #[arg(long, value_enum)]
+    builder: Option<BuilderArg>,
+    /// A build secret, as buildx takes it: id=ID,env=VARIABLE or id=ID,src=FILE (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    secret: Vec<String>,
     /// Write a JSON report of every service's status, digest and time
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
 }
 
-impl From<BuildArgs> for build::Options {
-    fn from(a: BuildArgs) -> Self {
-        build::Options {
-            services: a.services,
-            push: a.push,
-            jobs: a.jobs,
-            dry_run: a.dry_run,
-            force: a.force,
-            pull: a.pull,
-            no_cache: a.no_cache,
-            report: a.report,
-        }
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuilderArg {
+    Buildkit,
+    Classic,
+}
+
+impl BuildArgs {
+    fn options(self) -> Result<build::Options> {
+        Ok(build::Options {
+            services: self.services,
+            push: self.push,
+            jobs: self.jobs,
+            dry_run: self.dry_run,
+            force: self.force,
+            pull: self.pull,
+            no_cache: self.no_cache,
+            builder: self.builder.map(|b| match b {
+                BuilderArg::Buildkit => BuilderKind::BuildKit,
+                BuilderArg::Classic => BuilderKind::Classic,
+            }),
+            secrets: self
+                .secret
+                .iter()
+                .map(|s| secrets::Spec::parse(s))
+                .collect::<Result<_>>()?,
+            report: self.report,
+        })
     }
 }
 
@@ -214,7 +237,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             },
             shell,
         )?),
-        Command::Build(args) => finish(build::run(&project, args.into(), shell)?),
+        Command::Build(args) => finish(build::run(&project, args.options()?, shell)?),
         Command::Graph { dot } => finish(graph::run(&project, graph::Options { dot })?),
     }
 }

@@ -21,6 +21,7 @@ pub mod hash;
 pub mod paths;
 pub mod project;
 pub mod registry;
+pub mod secrets;
 pub mod shell;
 pub mod suggestion;
 pub mod template;

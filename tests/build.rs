@@ -95,6 +95,12 @@ fn acceptance_scenario() {
         assert_eq!(code, 200, "the reported digest exists");
     }
 
+    // The cache tag points at each repository's latest pushed image.
+    assert_eq!(
+        reg.digest("demo/api", "buildcache", false),
+        reg.digest("demo/api", &first["api"], false)
+    );
+
     // 2. No change: every service is up to date, nothing is built.
     assert_eq!(build(&[]), all("up-to-date"));
 

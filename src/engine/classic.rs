@@ -21,8 +21,14 @@ impl Classic {
 
     async fn run(&self, spec: BuildSpec, log: Log<'_>) -> Result<()> {
         let image = spec.image.to_string();
+        let dockerfile = match &spec.dockerfile.in_context {
+            Some(path) => path.clone(),
+            None => tarball::outside_dockerfile_name(&spec.dockerfile.bytes),
+        };
+        let cache_from: Vec<String> = spec.cache_from.iter().map(ToString::to_string).collect();
         let mut options = BuildImageOptionsBuilder::default()
-            .dockerfile(&spec.dockerfile)
+            .dockerfile(&dockerfile)
+            .cachefrom(&cache_from)
             .t(&image)
             .rm(true)
             .forcerm(true)
@@ -42,15 +48,16 @@ impl Classic {
         let BuildSpec {
             context,
             entries,
-            outside_dockerfile,
+            dockerfile,
             ..
         } = spec;
         let writer = tokio::task::spawn_blocking(move || {
-            let out = ChannelWriter {
-                tx: tx.clone(),
-                buf: Vec::with_capacity(CHUNK),
-            };
-            let result = tarball::write(&context, &entries, outside_dockerfile.as_deref(), out);
+            let out = ChannelWriter::new(tx.clone());
+            let outside = dockerfile
+                .in_context
+                .is_none()
+                .then_some(dockerfile.bytes.as_slice());
+            let result = tarball::write(&context, &entries, outside, out);
             if let Err(e) = &result {
                 let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
             }
@@ -103,9 +110,20 @@ impl Builder for Classic {
 const CHUNK: usize = 256 * 1024;
 
 /// Sends the tar to the engine in chunks as it is written.
-struct ChannelWriter {
+pub(crate) struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<std::result::Result<Bytes, std::io::Error>>,
     buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    pub(crate) fn new(
+        tx: tokio::sync::mpsc::Sender<std::result::Result<Bytes, std::io::Error>>,
+    ) -> Self {
+        ChannelWriter {
+            tx,
+            buf: Vec::with_capacity(CHUNK),
+        }
+    }
 }
 
 impl std::io::Write for ChannelWriter {

@@ -6,6 +6,7 @@
 //! Builders sit behind [`Builder`]: each gets a [`BuildSpec`] (made from the
 //! hashed entries) and reports output lines through a [`Log`].
 
+pub mod buildkit;
 pub mod classic;
 pub mod endpoint;
 pub mod tarball;
@@ -32,6 +33,7 @@ use transport::{Connector, Dialer};
 
 pub struct Engine {
     docker: Docker,
+    dialer: Arc<Dialer>,
     pub endpoint: Endpoint,
     pub kind: Kind,
     /// The negotiated Engine API version (`1.41`).
@@ -46,14 +48,11 @@ pub enum Kind {
     Podman,
 }
 
-/// What to build; the context tar is made from `entries`.
+/// What to build; the context is made from `entries`.
 pub struct BuildSpec {
     pub context: PathBuf,
     pub entries: Vec<Entry>,
-    /// The Dockerfile's path in the tar.
-    pub dockerfile: String,
-    /// The Dockerfile's bytes when it lies outside the context.
-    pub outside_dockerfile: Option<Vec<u8>>,
+    pub dockerfile: Dockerfile,
     pub image: ImageRef,
     pub args: HashMap<String, String>,
     pub labels: HashMap<String, String>,
@@ -61,8 +60,20 @@ pub struct BuildSpec {
     pub platform: Option<String>,
     pub pull: bool,
     pub no_cache: bool,
+    /// Images whose layers may serve as cache.
+    pub cache_from: Vec<ImageRef>,
+    /// Whether the image carries its own cache metadata (BuildKit's inline cache).
+    pub inline_cache: bool,
     /// Registry credentials by host, for base images the engine pulls.
     pub auth: HashMap<String, bollard::auth::DockerCredentials>,
+}
+
+/// The Dockerfile the builder reads.
+pub struct Dockerfile {
+    /// Its path in the context when the builder reads the context's own
+    /// file; `None` when it is sent apart (outside the context, or rewritten).
+    pub in_context: Option<String>,
+    pub bytes: Vec<u8>,
 }
 
 /// Where a builder sends each line of build output.
@@ -132,6 +143,7 @@ impl Engine {
         let api_version = docker.client_version().to_string();
         Ok(Engine {
             docker,
+            dialer,
             endpoint,
             kind,
             api_version,
@@ -143,6 +155,17 @@ impl Engine {
         classic::Classic::new(self.docker.clone())
     }
 
+    /// The engine's BuildKit, serving `secrets` to the builds.
+    pub fn buildkit(&self, secrets: crate::secrets::Secrets) -> buildkit::BuildKit {
+        buildkit::BuildKit::new(self.dialer.clone(), self.api_version.clone(), secrets)
+    }
+
+    /// Whether the engine offers BuildKit: Docker does (an embedded BuildKit
+    /// since 18.09); Podman's service does not.
+    pub fn offers_buildkit(&self) -> bool {
+        self.kind == Kind::Docker
+    }
+
     /// Whether the engine has `image`.
     pub async fn has_image(&self, image: &ImageRef) -> Result<bool> {
         match self.docker.inspect_image(&image.to_string()).await {
@@ -152,6 +175,42 @@ impl Engine {
             }) => Ok(false),
             Err(e) => Err(Error::user(format!("asking the engine for {image}: {e}"))),
         }
+    }
+
+    /// Tags the local image `image` also as `tag` (same repository).
+    pub async fn tag(&self, image: &ImageRef, tag: &str) -> Result<()> {
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(&image.repository.to_string())
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(&image.to_string(), Some(options))
+            .await
+            .map_err(|e| Error::user(format!("tagging {image} as {tag}: {}", engine_message(&e))))
+    }
+
+    /// Pulls `image` into the engine.
+    pub async fn pull(&self, image: &ImageRef, creds: &Credentials) -> Result<()> {
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(&image.repository.to_string())
+            .tag(image.tag_or_latest())
+            .build();
+        let mut stream = self.docker.create_image(
+            Some(options),
+            None,
+            Some(creds.docker(image.repository.host())),
+        );
+        while let Some(item) = stream.next().await {
+            let message = match item {
+                Ok(info) => match info.error_detail.and_then(|d| d.message) {
+                    Some(m) => m,
+                    None => continue,
+                },
+                Err(e) => engine_message(&e),
+            };
+            return Err(Error::user(format!("pulling {image}: {message}")));
+        }
+        Ok(())
     }
 
     /// Pushes `image` with `creds`.

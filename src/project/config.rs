@@ -32,7 +32,20 @@ pub struct Config {
     pub templates: Option<PathBuf>,
     /// Registry hosts reached over plain HTTP besides localhost.
     pub insecure_registries: Vec<String>,
+    /// The builder `build` uses unless `--builder` says otherwise.
+    pub builder: Option<BuilderKind>,
+    /// Whether `build --push` keeps a registry layer cache (default true).
+    pub cache: bool,
+    /// Build secrets by id.
+    pub secrets: Vec<crate::secrets::Spec>,
     pub services: BTreeMap<String, Service>,
+}
+
+/// Which builder of the engine builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BuilderKind {
+    BuildKit,
+    Classic,
 }
 
 #[derive(Debug, Clone)]
@@ -70,8 +83,20 @@ struct RawConfig {
     templates: Option<Spanned<String>>,
     #[serde(default)]
     insecure_registries: Vec<Spanned<String>>,
+    builder: Option<Spanned<String>>,
+    cache: Option<bool>,
+    #[serde(default)]
+    secrets: BTreeMap<String, RawSecret>,
     #[serde(deserialize_with = "ordered_map")]
     services: Vec<(Spanned<String>, RawService)>,
+}
+
+/// `{env: VAR}` or `{file: PATH}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSecret {
+    env: Option<String>,
+    file: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +118,9 @@ const CONFIG_KEYS: &[&str] = &[
     "tag_length",
     "templates",
     "insecure_registries",
+    "builder",
+    "cache",
+    "secrets",
     "services",
 ];
 const SERVICE_KEYS: &[&str] = &[
@@ -216,6 +244,37 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         return Err(Error::file(path, "no services defined"));
     }
 
+    let builder = match raw.builder {
+        None => None,
+        Some(b) => Some(match b.value.as_str() {
+            "buildkit" => BuilderKind::BuildKit,
+            "classic" => BuilderKind::Classic,
+            other => {
+                return Err(at(
+                    b.referenced.line(),
+                    b.referenced.column(),
+                    format!(
+                        "builder \"{other}\" is not known{}; expected buildkit or classic",
+                        Suggestion::closest(other, ["buildkit", "classic"])
+                    ),
+                ));
+            }
+        }),
+    };
+    let mut secrets = Vec::new();
+    for (id, secret) in raw.secrets {
+        let source = match (secret.env, secret.file) {
+            (Some(var), None) => crate::secrets::Source::Env(var),
+            (None, Some(file)) => crate::secrets::Source::File(root.join(file.value)),
+            _ => {
+                return Err(Error::file(
+                    path,
+                    format!("secret \"{id}\" needs exactly one of `env: VARIABLE` or `file: PATH`"),
+                ));
+            }
+        };
+        secrets.push(crate::secrets::Spec { id, source });
+    }
     let templates = raw.templates.map(|t| root.join(t.value));
     let insecure_registries = raw
         .insecure_registries
@@ -229,6 +288,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         tag_length,
         templates,
         insecure_registries,
+        builder,
+        cache: raw.cache.unwrap_or(true),
+        secrets,
         services,
     })
 }
@@ -366,8 +428,11 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
         .strip_prefix("unknown field `")
         .and_then(|r| r.split('`').next())
     {
-        let keys = if msg.contains("context,") {
+        // serde names the expected fields: they tell which mapping it was.
+        let keys = if msg.contains("`context`") {
             SERVICE_KEYS
+        } else if msg.contains("`env`") {
+            &["env", "file"]
         } else {
             CONFIG_KEYS
         };

@@ -114,8 +114,40 @@ impl Registry {
         Some((status, body))
     }
 
-    /// The tags of `repo` as the registry lists them.
+    /// The tags of `repo` as the registry lists them, without the cache tag.
     pub fn tags(&self, repo: &str, auth: bool) -> Vec<String> {
+        let mut tags = self.all_tags(repo, auth);
+        tags.retain(|t| t != "buildcache");
+        tags
+    }
+
+    /// The manifest digest of `repo:tag`, if the registry has it.
+    pub fn digest(&self, repo: &str, tag: &str, auth: bool) -> Option<String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut req = format!(
+            "HEAD /v2/{repo}/manifests/{tag} HTTP/1.0\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json\r\n",
+            self.host()
+        );
+        if auth {
+            req.push_str(&format!(
+                "Authorization: Basic {}\r\n",
+                base64(&format!("{USER}:{PASSWORD}"))
+            ));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).ok()?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).ok()?;
+        if resp.split_whitespace().nth(1)? != "200" {
+            return None;
+        }
+        resp.lines()
+            .find_map(|l| l.strip_prefix("Docker-Content-Digest: "))
+            .map(|d| d.trim().to_string())
+    }
+
+    /// Every tag of `repo` as the registry lists them.
+    pub fn all_tags(&self, repo: &str, auth: bool) -> Vec<String> {
         match self.get(&format!("/v2/{repo}/tags/list"), auth) {
             Some((200, body)) => {
                 let v: serde_json::Value = serde_json::from_str(&body).unwrap();

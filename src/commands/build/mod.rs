@@ -14,12 +14,18 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{Report, runtime, write_atomically};
-use crate::engine::{BuildSpec, Builder, Engine, PushError, tarball};
+use crate::engine::{BuildSpec, Builder, Dockerfile, Engine, PushError};
 use crate::error::{Error, Result};
+use crate::project::config::BuilderKind;
 use crate::project::{Hashed, Project};
-use crate::registry::Registry;
 use crate::registry::reference::{image_arg, tag_arg};
+use crate::registry::{ImageRef, Registry};
+use crate::secrets::{self, Secrets};
 use crate::shell::Shell;
+
+/// The one tag tagsmith moves: it points at the latest pushed image of a
+/// repository, so that a fresh runner's build can use its layers as cache.
+pub const CACHE_TAG: &str = "buildcache";
 use plan::{Need, Presence};
 use schedule::{Done, Event, Schedule};
 
@@ -37,7 +43,12 @@ pub struct Options {
     pub force: bool,
     /// Always pull newer external base images.
     pub pull: bool,
+    /// No layer cache: neither the engine's nor the registry's.
     pub no_cache: bool,
+    /// The builder (default: the config's, else BuildKit when the engine offers it).
+    pub builder: Option<BuilderKind>,
+    /// `--secret` specs, beside the config's.
+    pub secrets: Vec<secrets::Spec>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
 }
@@ -160,8 +171,12 @@ struct Run<'a> {
     shell: &'a Shell,
     engine: Engine,
     builder: Box<dyn Builder>,
+    kind: BuilderKind,
     registry: Registry,
     revision: Option<String>,
+    secrets: Secrets,
+    /// Whether builds use and update the registry layer cache.
+    cache: bool,
 }
 
 pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
@@ -186,16 +201,48 @@ async fn run_async(
         order.iter().map(|n| hashed[n].repository.host()),
         &project.config.insecure_registries,
     )?;
+    // Secrets are read before anything else happens: a missing one stops here.
+    let mut specs = project.config.secrets.clone();
+    specs.retain(|s| !options.secrets.iter().any(|o| o.id == s.id));
+    specs.extend(options.secrets.iter().cloned());
+    let secrets = Secrets::resolve(&specs)?;
     let engine = Engine::connect().await?;
+    let kind = match options.builder.or(project.config.builder) {
+        Some(BuilderKind::BuildKit) if !engine.offers_buildkit() => {
+            return Err(Error::user(format!(
+                "the engine at {} ({:?}) offers no BuildKit; use --builder classic (or `builder: classic` in tagsmith.yaml)",
+                engine.endpoint, engine.kind
+            )));
+        }
+        Some(kind) => kind,
+        None if engine.offers_buildkit() => BuilderKind::BuildKit,
+        None => {
+            shell.note(format!(
+                "the engine at {} ({:?}) offers no BuildKit: using the classic builder",
+                engine.endpoint, engine.kind
+            ));
+            BuilderKind::Classic
+        }
+    };
+    if kind == BuilderKind::Classic && secrets.ids().next().is_some() {
+        shell.warn("the classic builder cannot mount secrets; they are not used");
+    }
+    let builder: Box<dyn Builder> = match kind {
+        BuilderKind::BuildKit => Box::new(engine.buildkit(secrets.clone())),
+        BuilderKind::Classic => Box::new(engine.classic()),
+    };
     let run = Run {
         project,
         hashed,
         options,
         shell,
-        builder: Box::new(engine.classic()),
+        builder,
+        kind,
         engine,
         registry,
         revision: git_revision(project),
+        secrets,
+        cache: options.push && !options.no_cache && project.config.cache,
     };
     let presence = if options.force {
         Presence::Nowhere
@@ -300,22 +347,28 @@ impl Run<'_> {
     async fn build_one(&self, name: &str) -> Outcome {
         let h = &self.hashed[name];
         let start = Instant::now();
-        let log = |line: &str| self.shell.log(name, line);
+        let log = |line: &str| self.shell.log(name, &self.secrets.scrub(line));
         let result = async {
-            self.builder.build(self.spec(h), &log).await?;
+            let spec = self.spec(h).await;
+            self.builder.build(spec, &log).await?;
             if !self.options.push {
                 return Ok((Status::Built, None));
             }
             let image = h.image();
-            let host = image.repository.host();
-            self.engine
-                .push(&image, self.registry.keyring().get(host), &log)
-                .await
-                .map_err(|e| match e {
-                    PushError::Auth(_) => self.registry.auth_error(host, None),
-                    PushError::Other(msg) => Error::user(msg),
-                })?;
+            self.push(&image, &log).await?;
             let digest = self.registry.digest(&image).await?;
+            if self.cache {
+                // The cache tag follows the content tag; failing to move it
+                // costs the next fresh runner time, not this build.
+                let moved = async {
+                    self.engine.tag(&image, CACHE_TAG).await?;
+                    self.push(&h.repository.with_tag(CACHE_TAG), &log).await
+                }
+                .await;
+                if let Err(e) = moved {
+                    log(&format!("warning: the cache tag was not updated: {e}"));
+                }
+            }
             Ok::<_, Error>((Status::Pushed, digest))
         }
         .await;
@@ -327,14 +380,56 @@ impl Run<'_> {
                 outcome.digest = digest;
             }
             Err(e) => {
-                self.shell.log_always(name, &format!("error: {e}"));
-                outcome.error = Some(e.to_string());
+                let text = self.secrets.scrub(&e.to_string());
+                for line in text.lines() {
+                    self.shell.log_always(name, &format!("error: {line}"));
+                }
+                outcome.error = Some(text);
             }
         }
         outcome
     }
 
-    fn spec(&self, h: &Hashed) -> BuildSpec {
+    async fn push(&self, image: &ImageRef, log: crate::engine::Log<'_>) -> Result<()> {
+        let host = image.repository.host();
+        self.engine
+            .push(image, self.registry.keyring().get(host), log)
+            .await
+            .map_err(|e| match e {
+                PushError::Auth(_) => self.registry.auth_error(host, None),
+                PushError::Other(msg) => Error::user(msg),
+            })
+    }
+
+    /// The registry cache source for `h`, when there is one. The classic
+    /// builder only uses local images as cache, so it is pulled first.
+    async fn cache_from(&self, h: &Hashed) -> Vec<ImageRef> {
+        if !self.cache {
+            return Vec::new();
+        }
+        let cache = h.repository.with_tag(CACHE_TAG);
+        if self.kind == BuilderKind::BuildKit {
+            return vec![cache];
+        }
+        match self.registry.digest(&cache).await {
+            Ok(Some(_)) => {
+                let creds = self.registry.keyring().get(cache.repository.host());
+                match self.engine.pull(&cache, creds).await {
+                    Ok(()) => vec![cache],
+                    Err(e) => {
+                        self.shell.log(
+                            &h.name,
+                            &format!("warning: building without the registry cache: {e}"),
+                        );
+                        Vec::new()
+                    }
+                }
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    async fn spec(&self, h: &Hashed) -> BuildSpec {
         let service = &self.project.config.services[&h.name];
         let mut args: HashMap<String, String> = service
             .args
@@ -353,19 +448,14 @@ impl Run<'_> {
         if let Some(rev) = &self.revision {
             labels.insert("org.opencontainers.image.revision".into(), rev.clone());
         }
-        let outside = service
-            .dockerfile_path_in_context()
-            .is_none()
-            .then(|| self.project.dockerfile(&h.name).to_vec());
-        let dockerfile = match &outside {
-            Some(bytes) => tarball::outside_dockerfile_name(bytes),
-            None => service.dockerfile_in_context.clone(),
+        let dockerfile = Dockerfile {
+            in_context: service.dockerfile_path_in_context().map(str::to_string),
+            bytes: self.project.dockerfile(&h.name).to_vec(),
         };
         BuildSpec {
             context: service.context.clone(),
             entries: h.entries.clone(),
             dockerfile,
-            outside_dockerfile: outside,
             image: h.image(),
             args,
             labels,
@@ -373,6 +463,8 @@ impl Run<'_> {
             platform: service.platform.clone(),
             pull: self.options.pull,
             no_cache: self.options.no_cache,
+            cache_from: self.cache_from(h).await,
+            inline_cache: self.cache && self.kind == BuilderKind::BuildKit,
             auth: self.registry.keyring().docker(),
         }
     }

@@ -1,8 +1,11 @@
-//! A small Dockerfile scanner: just enough to find which in-repo images a
-//! Dockerfile builds on. It reads `FROM` and `COPY|ADD --from=`, and handles
-//! the `# escape=` directive, line continuations, comments, heredocs,
-//! global `ARG`s (defaults overridden by build args), `${VAR:-default}`,
-//! `--platform=`, `AS name` and references to earlier stages.
+//! A small Dockerfile scanner: just enough to find which images a Dockerfile
+//! builds on. It reads `FROM`, `COPY|ADD --from=` and `RUN --mount=…,from=`
+//! (and the secrets `RUN --mount=type=secret` asks for), and handles the
+//! `# escape=` and `# syntax=` directives, line continuations, comments,
+//! heredocs, global `ARG`s (defaults overridden by build args),
+//! `${VAR:-default}`, `--platform=`, `AS name` and references to earlier
+//! stages. [`rewrite`] replaces references in the text, for the Dockerfile
+//! tagsmith sends the builder.
 //!
 //! Variables are expanded while recording which ones were read, so a
 //! reference like `FROM ${JVM_BASE_IMAGE}` (directly, through a default, or
@@ -10,8 +13,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Where a reference stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefKind {
+    /// `FROM <ref>`.
+    From,
+    /// `COPY --from=<ref>` or `ADD --from=<ref>`.
+    CopyFrom,
+    /// `RUN --mount=…,from=<ref>`.
+    MountFrom,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FromRef {
+    pub kind: RefKind,
     /// 1-based line of the instruction.
     pub line: usize,
     /// The reference as written.
@@ -28,6 +43,17 @@ pub struct FromRef {
 pub struct Scan {
     pub refs: Vec<FromRef>,
     pub stages: Vec<String>,
+    /// Secrets that `RUN --mount=type=secret` mounts.
+    pub secrets: Vec<SecretMount>,
+    /// The frontend image a `# syntax=` directive names.
+    pub syntax: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub line: usize,
+    pub id: String,
+    pub required: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +77,14 @@ pub fn scan(
     injected: &BTreeSet<String>,
 ) -> Result<Scan, ScanError> {
     let lines: Vec<&str> = text.lines().collect();
-    let escape = escape_char(&lines);
+    let escape = directive(&lines, "escape")
+        .filter(|e| e == "`")
+        .map_or('\\', |_| '`');
     let mut globals: BTreeMap<String, Value> = BTreeMap::new();
-    let mut scan = Scan::default();
+    let mut scan = Scan {
+        syntax: directive(&lines, "syntax"),
+        ..Scan::default()
+    };
     let mut seen_from = false;
 
     for (line, instruction) in logical_lines(&lines, escape) {
@@ -96,8 +127,17 @@ pub fn scan(
                 let Some(raw) = operands.first() else {
                     return Err(err("FROM needs an image".into()));
                 };
-                let r = reference(line, raw, escape, &globals, args, injected, &scan.stages)
-                    .map_err(err)?;
+                let r = reference(
+                    line,
+                    RefKind::From,
+                    raw,
+                    escape,
+                    &globals,
+                    args,
+                    injected,
+                    &scan.stages,
+                )
+                .map_err(err)?;
                 scan.refs.push(r);
                 match operands.get(1..) {
                     Some([as_kw, name]) if as_kw.eq_ignore_ascii_case("as") => {
@@ -115,10 +155,60 @@ pub fn scan(
             "COPY" | "ADD" => {
                 for flag in rest.iter().take_while(|w| w.starts_with("--")) {
                     if let Some(raw) = flag.strip_prefix("--from=") {
-                        let r =
-                            reference(line, raw, escape, &globals, args, injected, &scan.stages)
-                                .map_err(err)?;
+                        let r = reference(
+                            line,
+                            RefKind::CopyFrom,
+                            raw,
+                            escape,
+                            &globals,
+                            args,
+                            injected,
+                            &scan.stages,
+                        )
+                        .map_err(err)?;
                         scan.refs.push(r);
+                    }
+                }
+            }
+            "RUN" => {
+                for flag in rest.iter().take_while(|w| w.starts_with("--")) {
+                    let Some(mount) = flag.strip_prefix("--mount=") else {
+                        continue;
+                    };
+                    let options: Vec<(&str, &str)> = mount
+                        .split(',')
+                        .map(|o| o.split_once('=').unwrap_or((o, "")))
+                        .collect();
+                    let get = |k: &str| options.iter().find(|(key, _)| *key == k).map(|(_, v)| *v);
+                    if let Some(raw) = get("from") {
+                        let r = reference(
+                            line,
+                            RefKind::MountFrom,
+                            raw,
+                            escape,
+                            &globals,
+                            args,
+                            injected,
+                            &scan.stages,
+                        )
+                        .map_err(err)?;
+                        scan.refs.push(r);
+                    }
+                    if get("type") == Some("secret") {
+                        // BuildKit's default id is the target's base name.
+                        let id = get("id")
+                            .or_else(|| {
+                                get("target")
+                                    .or(get("dst"))
+                                    .map(|t| t.rsplit('/').next().unwrap_or(t))
+                            })
+                            .unwrap_or_default();
+                        let required = get("required").is_some_and(|v| v.is_empty() || v == "true");
+                        scan.secrets.push(SecretMount {
+                            line,
+                            id: id.to_string(),
+                            required,
+                        });
                     }
                 }
             }
@@ -128,8 +218,10 @@ pub fn scan(
     Ok(scan)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn reference(
     line: usize,
+    kind: RefKind,
     raw: &str,
     escape: char,
     globals: &BTreeMap<String, Value>,
@@ -142,6 +234,7 @@ fn reference(
     let stage = stages.iter().any(|s| !s.is_empty() && *s == lower)
         || lower.parse::<usize>().is_ok_and(|i| i < stages.len());
     Ok(FromRef {
+        kind,
         line,
         raw: raw.to_string(),
         expanded,
@@ -150,24 +243,76 @@ fn reference(
     })
 }
 
-/// `# escape=` among the parser directives at the top of the file.
-fn escape_char(lines: &[&str]) -> char {
+/// The value of a parser directive (`# escape=`, `# syntax=`): directives
+/// are `# key=value` comments at the very top of the file.
+fn directive(lines: &[&str], name: &str) -> Option<String> {
     for line in lines {
-        let Some(body) = line.trim().strip_prefix('#') else {
-            break;
-        };
-        let Some((key, value)) = body.split_once('=') else {
-            break;
-        };
+        let body = line.trim().strip_prefix('#')?;
+        let (key, value) = body.split_once('=')?;
         let key = key.trim();
         if key.contains(char::is_whitespace) || key.is_empty() {
-            break;
+            return None;
         }
-        if key.eq_ignore_ascii_case("escape") && value.trim() == "`" {
-            return '`';
+        if key.eq_ignore_ascii_case(name) {
+            return Some(value.trim().to_string());
         }
     }
-    '\\'
+    None
+}
+
+/// A reference to replace in a Dockerfile's text: on the instruction that
+/// starts at `line`, the operand `raw` becomes `with`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Substitution {
+    pub line: usize,
+    pub kind: RefKind,
+    pub raw: String,
+    pub with: String,
+}
+
+/// `text` with each substitution made, everything else byte for byte. The
+/// operand is found from the start of its instruction's first line, after
+/// `--from=` or `from=` for the references that take one.
+pub fn rewrite(text: &str, subs: &[Substitution]) -> String {
+    let mut out = text.to_string();
+    // Last first, so that earlier offsets stay valid.
+    let mut subs: Vec<&Substitution> = subs.iter().collect();
+    subs.sort_by_key(|s| std::cmp::Reverse(s.line));
+    for sub in subs {
+        let start: usize = out
+            .split_inclusive('\n')
+            .take(sub.line - 1)
+            .map(str::len)
+            .sum();
+        let needle = match sub.kind {
+            RefKind::From => sub.raw.clone(),
+            RefKind::CopyFrom => format!("--from={}", sub.raw),
+            RefKind::MountFrom => format!("from={}", sub.raw),
+        };
+        let Some(at) = find_operand(&out[start..], &needle) else {
+            continue;
+        };
+        let at = start + at + needle.len() - sub.raw.len();
+        out.replace_range(at..at + sub.raw.len(), &sub.with);
+    }
+    out
+}
+
+/// The first occurrence of `needle` that stands alone: preceded by white
+/// space, `,` or the start, and followed by white space, `,` or the end.
+fn find_operand(hay: &str, needle: &str) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = hay[from..].find(needle) {
+        let at = from + i;
+        let before = hay[..at].chars().next_back();
+        let after = hay[at + needle.len()..].chars().next();
+        let edge = |c: Option<char>| c.is_none_or(|c| c.is_whitespace() || c == ',');
+        if (edge(before) || before == Some('=')) && edge(after) {
+            return Some(at);
+        }
+        from = at + needle.len();
+    }
+    None
 }
 
 /// Joins continued lines, drops comments and heredoc bodies; yields

@@ -114,3 +114,82 @@ fn errors_name_the_line() {
     let err = scan("FROM a b c\n", &BTreeMap::new(), &empty).unwrap_err();
     assert!(err.message.contains("expected"), "{}", err.message);
 }
+
+#[test]
+fn mounts_secrets_and_syntax() {
+    let text = "# syntax=docker/dockerfile:1.4\nFROM alpine AS build\nRUN --mount=type=cache,target=/c \\\n    --mount=type=bind,from=${TOOLS_IMAGE},source=/bin,target=/t \\\n    --mount=type=secret,id=npm,required=true \\\n    --mount=type=secret,target=/run/secrets/pip.conf make\nRUN --mount=type=bind,from=build,target=/b true\n";
+    let s = run(text, &[]);
+    assert_eq!(s.syntax.as_deref(), Some("docker/dockerfile:1.4"));
+    let mounts: Vec<(RefKind, &str, bool)> = s
+        .refs
+        .iter()
+        .map(|r| (r.kind, r.raw.as_str(), r.stage))
+        .collect();
+    assert_eq!(
+        mounts,
+        [
+            (RefKind::From, "alpine", false),
+            (RefKind::MountFrom, "${TOOLS_IMAGE}", false),
+            (RefKind::MountFrom, "build", true)
+        ]
+    );
+    assert_eq!(deps(&s), ["TOOLS_IMAGE"]);
+    assert_eq!(
+        s.secrets,
+        [
+            SecretMount {
+                line: 3,
+                id: "npm".into(),
+                required: true
+            },
+            SecretMount {
+                line: 3,
+                id: "pip.conf".into(),
+                required: false
+            }
+        ]
+    );
+    assert_eq!(run("FROM a\n# syntax=x\n", &[]).syntax, None);
+}
+
+#[test]
+fn rewriting_replaces_operands_only() {
+    let text = "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS base\nCOPY --from=${BASE_IMAGE} /a /b\nRUN echo '--from=${BASE_IMAGE}' && \\\n  true\nRUN --mount=type=bind,from=${BASE_IMAGE},target=/x true\n";
+    let args = BTreeMap::from([("BASE_IMAGE".to_string(), "r.example/base:1".to_string())]);
+    let s = scan(text, &args, &BTreeSet::new()).unwrap();
+    let subs: Vec<Substitution> = s
+        .refs
+        .iter()
+        .filter(|r| r.kind != RefKind::From)
+        .map(|r| Substitution {
+            line: r.line,
+            kind: r.kind,
+            raw: r.raw.clone(),
+            with: r.expanded.clone(),
+        })
+        .collect();
+    assert_eq!(
+        rewrite(text, &subs),
+        "ARG BASE_IMAGE\nFROM ${BASE_IMAGE} AS base\nCOPY --from=r.example/base:1 /a /b\nRUN echo '--from=${BASE_IMAGE}' && \\\n  true\nRUN --mount=type=bind,from=r.example/base:1,target=/x true\n"
+    );
+    let from = Substitution {
+        line: 2,
+        kind: RefKind::From,
+        raw: "${BASE_IMAGE}".into(),
+        with: "x@sha256:1".into(),
+    };
+    assert!(rewrite(text, &[from]).contains("\nFROM x@sha256:1 AS base\n"));
+    // CRLF and text after the last line stay as they were.
+    assert_eq!(
+        rewrite(
+            "FROM a\r\nCOPY --from=b / /\r\n",
+            &[Substitution {
+                line: 2,
+                kind: RefKind::CopyFrom,
+                raw: "b".into(),
+                with: "c".into()
+            }]
+        ),
+        "FROM a\r\nCOPY --from=c / /\r\n"
+    );
+}

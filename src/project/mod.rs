@@ -101,6 +101,35 @@ impl Project {
         &self.dockerfiles[name]
     }
 
+    /// The Dockerfile the builder reads. Builders do not expand build args
+    /// in `COPY --from=` or `RUN --mount=…,from=`, so a reference there that
+    /// uses one (`--from=${BASE_IMAGE}`) is written out with `args` (the
+    /// build args, with every dependency's image). Everything else stays
+    /// byte for byte; a function of hashed inputs only.
+    pub fn dockerfile_to_send(&self, name: &str, args: &BTreeMap<String, String>) -> Vec<u8> {
+        let original = &self.dockerfiles[name];
+        let text = String::from_utf8_lossy(original);
+        // The same text scanned at load time, so it cannot fail here.
+        let Ok(scan) = dockerfile::scan(&text, args, &BTreeSet::new()) else {
+            return original.clone();
+        };
+        let subs: Vec<dockerfile::Substitution> = scan
+            .refs
+            .iter()
+            .filter(|r| r.kind != dockerfile::RefKind::From && !r.stage && r.raw.contains('$'))
+            .map(|r| dockerfile::Substitution {
+                line: r.line,
+                kind: r.kind,
+                raw: r.raw.clone(),
+                with: r.expanded.clone(),
+            })
+            .collect();
+        if subs.is_empty() {
+            return original.clone();
+        }
+        dockerfile::rewrite(&text, &subs).into_bytes()
+    }
+
     /// Checks service names given on the command line and returns them with
     /// their dependencies, in build order. No names means every service.
     pub fn select(&self, names: &[String]) -> Result<Vec<String>> {

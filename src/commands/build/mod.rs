@@ -448,9 +448,15 @@ impl Run<'_> {
         if let Some(rev) = &self.revision {
             labels.insert("org.opencontainers.image.revision".into(), rev.clone());
         }
+        let sorted: BTreeMap<String, String> = args.clone().into_iter().collect();
+        let bytes = self.project.dockerfile_to_send(&h.name, &sorted);
+        let unchanged = bytes == self.project.dockerfile(&h.name);
         let dockerfile = Dockerfile {
-            in_context: service.dockerfile_path_in_context().map(str::to_string),
-            bytes: self.project.dockerfile(&h.name).to_vec(),
+            in_context: service
+                .dockerfile_path_in_context()
+                .filter(|_| unchanged)
+                .map(str::to_string),
+            bytes,
         };
         BuildSpec {
             context: service.context.clone(),

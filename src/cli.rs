@@ -163,8 +163,8 @@ impl From<TagsFormat> for tags::Format {
 
 /// Parses the arguments, runs the command, prints; returns the exit code.
 pub fn main() -> i32 {
-    // Two TLS providers are linked (ring, and aws-lc-rs through reqwest):
-    // name one, or the first TLS connection panics choosing between them.
+    // Every TLS config names ring; installing it as the process default
+    // keeps any library that asks for "the default" from panicking.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -25,3 +25,4 @@ pub mod secrets;
 pub mod shell;
 pub mod suggestion;
 pub mod template;
+pub mod tls;

@@ -441,6 +441,7 @@ fn digests_from_registry(
     let registry = Registry::for_hosts(
         wanted.iter().map(|n| hashed[*n].repository.host()),
         &project.config.insecure_registries,
+        project.config.retry_deadline,
     )?;
     super::runtime(1)?.block_on(async {
         let lookups = wanted.iter().map(|name| {

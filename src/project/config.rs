@@ -38,6 +38,8 @@ pub struct Config {
     pub cache: bool,
     /// Build secrets by id.
     pub secrets: Vec<crate::secrets::Spec>,
+    /// How long one registry call may keep retrying.
+    pub retry_deadline: std::time::Duration,
     pub services: BTreeMap<String, Service>,
 }
 
@@ -87,6 +89,7 @@ struct RawConfig {
     cache: Option<bool>,
     #[serde(default)]
     secrets: BTreeMap<String, RawSecret>,
+    retry_deadline_seconds: Option<Spanned<u64>>,
     #[serde(deserialize_with = "ordered_map")]
     services: Vec<(Spanned<String>, RawService)>,
 }
@@ -112,26 +115,6 @@ struct RawService {
     target: Option<String>,
     platform: Option<String>,
 }
-
-const CONFIG_KEYS: &[&str] = &[
-    "registry",
-    "tag_length",
-    "templates",
-    "insecure_registries",
-    "builder",
-    "cache",
-    "secrets",
-    "services",
-];
-const SERVICE_KEYS: &[&str] = &[
-    "context",
-    "dockerfile",
-    "repository",
-    "depends_on",
-    "args",
-    "target",
-    "platform",
-];
 
 /// Services keep their names' locations, so a map is read as a list.
 fn ordered_map<'de, D: Deserializer<'de>>(
@@ -275,6 +258,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         };
         secrets.push(crate::secrets::Spec { id, source });
     }
+    let retry_deadline = match raw.retry_deadline_seconds {
+        None => crate::registry::DEFAULT_DEADLINE,
+        Some(s) if (1..=3600).contains(&s.value) => std::time::Duration::from_secs(s.value),
+        Some(s) => {
+            return Err(at(
+                s.referenced.line(),
+                s.referenced.column(),
+                format!(
+                    "retry_deadline_seconds must be between 1 and 3600, got {}",
+                    s.value
+                ),
+            ));
+        }
+    };
     let templates = raw.templates.map(|t| root.join(t.value));
     let insecure_registries = raw
         .insecure_registries
@@ -291,6 +288,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         builder,
         cache: raw.cache.unwrap_or(true),
         secrets,
+        retry_deadline,
         services,
     })
 }
@@ -428,14 +426,12 @@ fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
         .strip_prefix("unknown field `")
         .and_then(|r| r.split('`').next())
     {
-        // serde names the expected fields: they tell which mapping it was.
-        let keys = if msg.contains("`context`") {
-            SERVICE_KEYS
-        } else if msg.contains("`env`") {
-            &["env", "file"]
-        } else {
-            CONFIG_KEYS
-        };
+        // The message lists the keys that mapping takes.
+        let keys: Vec<&str> = msg
+            .split("expected one of ")
+            .nth(1)
+            .map(|list| list.split(", ").collect())
+            .unwrap_or_default();
         msg = format!(
             "unknown key \"{field}\"{}; expected one of: {}",
             Suggestion::closest(field, keys.iter().copied()),

@@ -34,7 +34,14 @@ impl Credentials {
     /// No config, or no entry for the host, means anonymous.
     pub fn for_host(host: &str) -> Result<Credentials> {
         use docker_credential::{CredentialRetrievalError as E, DockerCredential};
-        match docker_credential::get_credential(host) {
+        // The docker CLI keys Docker Hub by its old index address.
+        let key = match host {
+            "docker.io" | "index.docker.io" | "registry-1.docker.io" => {
+                "https://index.docker.io/v1/"
+            }
+            h => h,
+        };
+        match docker_credential::get_credential(key) {
             Ok(DockerCredential::UsernamePassword(username, password)) => {
                 Ok(Credentials::Basic { username, password })
             }

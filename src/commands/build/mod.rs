@@ -200,6 +200,7 @@ async fn run_async(
     let registry = Registry::for_hosts(
         order.iter().map(|n| hashed[n].repository.host()),
         &project.config.insecure_registries,
+        project.config.retry_deadline,
     )?;
     // Secrets are read before anything else happens: a missing one stops here.
     let mut specs = project.config.secrets.clone();

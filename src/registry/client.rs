@@ -1,0 +1,660 @@
+//! The registry HTTP client, as the Docker engine talks to registries:
+//!
+//! * HTTPS first; plain HTTP only as a fallback for insecure registries
+//!   (loopback addresses and `insecure_registries`), which are also not
+//!   verified, as Docker does.
+//! * Trust: the system's roots plus `/etc/docker/certs.d/<host>/*.crt`, and
+//!   a client certificate from `*.cert`/`*.key` there (mutual TLS).
+//! * Auth: the host's challenge is learned once (`GET /v2/`); Basic
+//!   credentials are sent as they are; Bearer tokens are fetched per scope,
+//!   shared by every request of that scope (one fetch even when many wait),
+//!   and fetched again once if the registry rejects one.
+//! * Retries: connection failures, timeouts, resets, 5xx, 429 (after its
+//!   `Retry-After`) and truncated bodies are retried with backoff until the
+//!   call's deadline; every other answer is final.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use reqwest::{Method, StatusCode, header};
+use serde::Deserialize;
+
+use super::Credentials;
+use crate::error::{RegistryError, Result};
+use crate::tls::{self, Trust};
+
+/// Where Docker keeps per-registry certificates.
+pub const CERTS_D: &str = "/etc/docker/certs.d";
+
+/// How long one registry call (with its retries) may take, by default.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Requests in flight to one host at most.
+const PER_HOST: usize = 16;
+
+/// A response that arrived whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: header::HeaderMap,
+    pub body: Bytes,
+}
+
+/// What one request asks for.
+pub struct Call<'a> {
+    pub method: Method,
+    pub host: &'a str,
+    /// From `/v2/…` on, with its query.
+    pub path: String,
+    /// The token scope, e.g. `repository:team/api:pull`.
+    pub scope: String,
+    pub accept: Option<&'a str>,
+    /// Describes the call in messages: "checking r/x:1".
+    pub what: String,
+}
+
+#[derive(Clone)]
+enum Challenge {
+    None,
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+struct Host {
+    https: reqwest::Client,
+    /// For insecure hosts: plain HTTP, used once HTTPS has failed.
+    http: Option<reqwest::Client>,
+    use_http: Mutex<bool>,
+    challenge: tokio::sync::OnceCell<Challenge>,
+    tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>,
+    slots: tokio::sync::Semaphore,
+}
+
+pub struct Client {
+    insecure: Vec<String>,
+    certs_d: PathBuf,
+    deadline: Duration,
+    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    credentials: Mutex<HashMap<String, Credentials>>,
+}
+
+/// Plain HTTP (and no verification) only for loopback registries and
+/// those listed as insecure.
+pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.chars().all(|c| c.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let loopback = name
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback());
+    name == "localhost" || loopback || insecure.iter().any(|h| h == host || h == name)
+}
+
+/// Docker Hub's API answers at another name than its references use.
+pub fn api_host(host: &str) -> &str {
+    match host {
+        "docker.io" | "index.docker.io" => "registry-1.docker.io",
+        h => h,
+    }
+}
+
+impl Client {
+    pub fn new(insecure: &[String], deadline: Duration) -> Client {
+        Client {
+            insecure: insecure.to_vec(),
+            certs_d: PathBuf::from(CERTS_D),
+            deadline,
+            hosts: Mutex::default(),
+            credentials: Mutex::default(),
+        }
+    }
+
+    /// Credentials for `host`, read from the docker config once.
+    pub fn credentials(&self, host: &str) -> Result<Credentials> {
+        if let Some(c) = self.credentials.lock().unwrap().get(host) {
+            return Ok(c.clone());
+        }
+        let c = Credentials::for_host(host)?;
+        self.credentials
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Uses these credentials for `host` instead of reading the config.
+    pub fn set_credentials(&self, host: &str, credentials: Credentials) {
+        self.credentials
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), credentials);
+    }
+
+    fn host(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
+        if let Some(h) = self.hosts.lock().unwrap().get(host) {
+            return Ok(h.clone());
+        }
+        let fail = |message: String| RegistryError {
+            host: host.to_string(),
+            status: None,
+            message,
+        };
+        let insecure = is_insecure(host, &self.insecure);
+        let (cas, identity) = certs_d(&self.certs_d.join(host)).map_err(|e| fail(e.to_string()))?;
+        let trust = if insecure {
+            Trust::Anything
+        } else {
+            Trust::SystemAnd(cas)
+        };
+        let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let config = tls::client_config(&trust, identity).map_err(|e| fail(e.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .read_timeout(Duration::from_secs(30))
+                .user_agent(concat!("tagsmith/", env!("CARGO_PKG_VERSION")))
+        };
+        let https = builder()
+            .tls_backend_preconfigured(config)
+            .build()
+            .map_err(|e| fail(format!("HTTP client: {e}")))?;
+        let http = if insecure {
+            Some(
+                builder()
+                    .build()
+                    .map_err(|e| fail(format!("HTTP client: {e}")))?,
+            )
+        } else {
+            None
+        };
+        let h = Arc::new(Host {
+            https,
+            http,
+            use_http: Mutex::new(false),
+            challenge: tokio::sync::OnceCell::new(),
+            tokens: Mutex::default(),
+            slots: tokio::sync::Semaphore::new(PER_HOST),
+        });
+        self.hosts
+            .lock()
+            .unwrap()
+            .insert(host.to_string(), h.clone());
+        Ok(h)
+    }
+
+    /// Sends `call`, authenticating and retrying as the module says. Any
+    /// answer that is not retried is returned, whatever its status.
+    pub async fn send(&self, call: &Call<'_>) -> std::result::Result<Answer, RegistryError> {
+        let start = Instant::now();
+        let host = self.host(call.host)?;
+        let _slot = host.slots.acquire().await.expect("never closed");
+        let mut delay = Duration::from_millis(200);
+        let mut attempts = 0;
+        let mut refreshed = false;
+        loop {
+            attempts += 1;
+            let outcome = self.attempt(&host, call).await;
+            let wait = match &outcome {
+                Ok(a)
+                    if a.status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && self.drop_token(&host, &call.scope) =>
+                {
+                    // A cached token the registry no longer takes: once more with a new one.
+                    refreshed = true;
+                    continue;
+                }
+                Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
+                    retry_after(&a.headers).unwrap_or(delay)
+                }
+                Ok(a) if a.status.is_server_error() => delay,
+                Err(Failure::Transient(_)) => delay,
+                Ok(_) | Err(_) => return outcome.map_err(|f| self.give_up(call, Err(f), attempts)),
+            };
+            let wait = wait.min(Duration::from_secs(30));
+            if start.elapsed() + wait > self.deadline {
+                return Err(self.give_up(call, outcome, attempts));
+            }
+            tokio::time::sleep(wait).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn give_up(
+        &self,
+        call: &Call<'_>,
+        outcome: std::result::Result<Answer, Failure>,
+        attempts: u32,
+    ) -> RegistryError {
+        let tries = if attempts > 1 {
+            format!(" after {attempts} attempts")
+        } else {
+            String::new()
+        };
+        let (status, cause) = match outcome {
+            Ok(a) => (Some(a.status.as_u16()), describe(&a)),
+            Err(Failure::Denied(status, c)) => (Some(status), c),
+            Err(Failure::Transient(c) | Failure::Final(c)) => (None, c),
+        };
+        RegistryError {
+            host: call.host.to_string(),
+            status,
+            message: format!(
+                "registry {}: {} failed{tries}: {cause}",
+                call.host, call.what
+            ),
+        }
+    }
+
+    fn drop_token(&self, host: &Host, scope: &str) -> bool {
+        host.tokens.lock().unwrap().remove(scope).is_some()
+    }
+
+    /// One attempt: the right scheme, the right credentials.
+    async fn attempt(&self, host: &Host, call: &Call<'_>) -> std::result::Result<Answer, Failure> {
+        let challenge = host
+            .challenge
+            .get_or_try_init(|| self.learn_challenge(host, call.host))
+            .await?
+            .clone();
+        let auth = match challenge {
+            Challenge::None => None,
+            Challenge::Basic => basic(
+                &self
+                    .credentials(call.host)
+                    .map_err(|e| Failure::Final(e.to_string()))?,
+            ),
+            Challenge::Bearer { realm, service } => Some(format!(
+                "Bearer {}",
+                self.token(host, call, &realm, service.as_deref()).await?
+            )),
+        };
+        let mut headers = header::HeaderMap::new();
+        if let Some(a) = auth.and_then(|a| header::HeaderValue::from_str(&a).ok()) {
+            headers.insert(header::AUTHORIZATION, a);
+        }
+        if let Some(accept) = call.accept {
+            headers.insert(
+                header::ACCEPT,
+                header::HeaderValue::from_str(accept).expect("ASCII"),
+            );
+        }
+        self.request(host, call.host, call.method.clone(), &call.path, headers)
+            .await
+    }
+
+    /// `GET /v2/`: what the registry wants (nothing, Basic, or Bearer tokens).
+    async fn learn_challenge(
+        &self,
+        host: &Host,
+        name: &str,
+    ) -> std::result::Result<Challenge, Failure> {
+        let answer = self
+            .request(host, name, Method::GET, "/v2/", header::HeaderMap::new())
+            .await?;
+        if answer.status != StatusCode::UNAUTHORIZED {
+            if answer.status.is_server_error() || answer.status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(Failure::Transient(describe(&answer)));
+            }
+            return Ok(Challenge::None);
+        }
+        let value = answer
+            .headers
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Ok(parse_challenge(value))
+    }
+
+    /// A Bearer token for the call's scope: cached, fetched once however many wait.
+    async fn token(
+        &self,
+        host: &Host,
+        call: &Call<'_>,
+        realm: &str,
+        service: Option<&str>,
+    ) -> std::result::Result<String, Failure> {
+        let cell = host
+            .tokens
+            .lock()
+            .unwrap()
+            .entry(call.scope.clone())
+            .or_default()
+            .clone();
+        let mut slot = cell.lock().await;
+        if let Some(t) = slot.as_ref() {
+            return Ok(t.clone());
+        }
+        let creds = self
+            .credentials(call.host)
+            .map_err(|e| Failure::Final(e.to_string()))?;
+        let mut url = reqwest::Url::parse(realm)
+            .map_err(|e| Failure::Final(format!("token realm \"{realm}\": {e}")))?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(s) = service {
+                q.append_pair("service", s);
+            }
+            q.append_pair("scope", &call.scope);
+        }
+        let client = if *host.use_http.lock().unwrap() {
+            host.http.as_ref().unwrap_or(&host.https)
+        } else {
+            &host.https
+        };
+        let request = match &creds {
+            // An identity token is an OAuth2 refresh token: exchanged, not sent.
+            Credentials::IdentityToken(refresh) => {
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("scope", call.scope.as_str()),
+                    ("client_id", "tagsmith"),
+                ];
+                if let Some(s) = service {
+                    form.push(("service", s));
+                }
+                client.post(realm).form(&form)
+            }
+            other => {
+                let r = client.get(url);
+                match basic(other) {
+                    Some(b) => r.header(header::AUTHORIZATION, b),
+                    None => r,
+                }
+            }
+        };
+        let response = request.send().await.map_err(transport_failure)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport_failure)?;
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Failure::Transient(format!(
+                "the token service answered {status}"
+            )));
+        }
+        if !status.is_success() {
+            return Err(Failure::Denied(
+                status.as_u16(),
+                format!("the token service answered {status}"),
+            ));
+        }
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|e| Failure::Transient(format!("the token service sent no token: {e}")))?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .ok_or_else(|| Failure::Final("the token service sent no token".into()))?;
+        *slot = Some(token.clone());
+        Ok(token)
+    }
+
+    /// One HTTP exchange, HTTPS first and HTTP for an insecure host once HTTPS failed.
+    async fn request(
+        &self,
+        host: &Host,
+        name: &str,
+        method: Method,
+        path: &str,
+        headers: header::HeaderMap,
+    ) -> std::result::Result<Answer, Failure> {
+        let authority = api_host(name);
+        let plain = *host.use_http.lock().unwrap();
+        let (client, scheme) = match (&host.http, plain) {
+            (Some(http), true) => (http, "http"),
+            _ => (&host.https, "https"),
+        };
+        let url = format!("{scheme}://{authority}{path}");
+        let sent = client
+            .request(method.clone(), &url)
+            .headers(headers.clone())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(r) => r,
+            Err(e) if !plain && host.http.is_some() && (e.is_connect() || e.is_request()) => {
+                // Docker's fallback for insecure registries: the same request over HTTP.
+                let http = host.http.as_ref().expect("checked");
+                let r = http
+                    .request(method, format!("http://{authority}{path}"))
+                    .headers(headers)
+                    .send()
+                    .await
+                    .map_err(transport_failure)?;
+                *host.use_http.lock().unwrap() = true;
+                r
+            }
+            Err(e) => return Err(transport_failure(e)),
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        let expected = response.content_length();
+        let body = response.bytes().await.map_err(transport_failure)?;
+        if expected.is_some_and(|n| n != body.len() as u64) {
+            return Err(Failure::Transient("the answer was cut short".into()));
+        }
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+enum Failure {
+    /// Worth another attempt: the network, a timeout, a reset.
+    Transient(String),
+    Final(String),
+    /// The token service refused the credentials (its HTTP status).
+    Denied(u16, String),
+}
+
+fn transport_failure(e: reqwest::Error) -> Failure {
+    let text = super::redact(&e);
+    if e.is_builder() || text.contains("certificate") || text.contains("UnknownIssuer") {
+        // A TLS problem does not go away by trying again.
+        Failure::Final(tls_hint(&text))
+    } else {
+        Failure::Transient(text)
+    }
+}
+
+fn tls_hint(text: &str) -> String {
+    if text.contains("UnknownIssuer") || text.contains("certificate") {
+        format!(
+            "{text} (the registry's certificate is not trusted: put its CA in {CERTS_D}/<host:port>/ca.crt, as for the Docker engine)"
+        )
+    } else {
+        text.to_string()
+    }
+}
+
+/// A failed answer in a line: its status and the registry's error codes.
+fn describe(a: &Answer) -> String {
+    #[derive(Deserialize)]
+    struct Envelope {
+        errors: Vec<Item>,
+    }
+    #[derive(Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let detail = serde_json::from_slice::<Envelope>(&a.body)
+        .ok()
+        .map(|e| {
+            e.errors
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{} {}",
+                        i.code.as_deref().unwrap_or(""),
+                        i.message.as_deref().unwrap_or("")
+                    )
+                    .trim()
+                    .to_string()
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .filter(|d| !d.is_empty());
+    match detail {
+        Some(d) => format!("{} ({d})", a.status),
+        None => a.status.to_string(),
+    }
+}
+
+fn basic(c: &Credentials) -> Option<String> {
+    match c {
+        Credentials::Basic { username, password } => Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+        )),
+        _ => None,
+    }
+}
+
+/// `Retry-After` in seconds (an HTTP date counts as unknown).
+fn retry_after(headers: &header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// `Bearer realm="…",service="…",scope="…"` or `Basic realm="…"`.
+fn parse_challenge(value: &str) -> Challenge {
+    let (scheme, params) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Challenge::Basic;
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Challenge::None;
+    }
+    let mut realm = None;
+    let mut service = None;
+    let mut rest = params;
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key.trim().trim_start_matches(',').trim();
+        let (value, next) = match after.strip_prefix('"') {
+            Some(q) => match q.split_once('"') {
+                Some((v, n)) => (v, n),
+                None => (q, ""),
+            },
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        match key {
+            "realm" => realm = Some(value.to_string()),
+            "service" => service = Some(value.to_string()),
+            _ => {}
+        }
+        rest = next;
+    }
+    match realm {
+        Some(realm) => Challenge::Bearer { realm, service },
+        None => Challenge::Basic,
+    }
+}
+
+/// A client certificate and its key.
+type Identity = (PathBuf, PathBuf);
+
+/// `*.crt` files (extra CAs) and one `*.cert`/`*.key` pair in a certs.d
+/// directory, as the Docker engine reads them.
+fn certs_d(dir: &Path) -> Result<(Vec<PathBuf>, Option<Identity>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok((Vec::new(), None));
+    };
+    let mut names: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    names.sort();
+    let cas = names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+        .cloned()
+        .collect();
+    let mut identity = None;
+    for cert in names
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "cert"))
+    {
+        let key = cert.with_extension("key");
+        if !key.exists() {
+            return Err(crate::error::Error::file(
+                cert,
+                format!(
+                    "no key {} beside this client certificate (CA certificates end in .crt)",
+                    key.display()
+                ),
+            ));
+        }
+        identity = Some((cert.clone(), key));
+    }
+    Ok((cas, identity))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        match parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#,
+        ) {
+            Challenge::Bearer { realm, service } => {
+                assert_eq!(realm, "https://auth.example/token");
+                assert_eq!(service.as_deref(), Some("registry.example"));
+            }
+            _ => panic!("not bearer"),
+        }
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="x""#),
+            Challenge::Basic
+        ));
+        assert!(matches!(parse_challenge(""), Challenge::None));
+    }
+
+    #[test]
+    fn insecure_means_loopback_or_listed() {
+        assert!(is_insecure("127.0.0.1:5000", &[]));
+        assert!(is_insecure("127.1.2.3", &[]));
+        assert!(is_insecure("localhost:5000", &[]));
+        assert!(is_insecure("[::1]:5000", &[]));
+        assert!(!is_insecure("registry.example.com", &[]));
+        assert!(!is_insecure("127.0.0.1.nip.io:5000", &[]));
+        assert!(is_insecure(
+            "reg.internal:5000",
+            &["reg.internal:5000".into()]
+        ));
+        assert!(is_insecure("reg.internal:5000", &["reg.internal".into()]));
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        let mut h = header::HeaderMap::new();
+        h.insert(header::RETRY_AFTER, header::HeaderValue::from_static("3"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&h), None);
+    }
+}

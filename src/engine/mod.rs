@@ -11,6 +11,7 @@ pub mod classic;
 pub mod endpoint;
 pub mod tarball;
 pub mod transport;
+pub mod verified;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -4,10 +4,10 @@
 //! hashed is what the builder receives; a file that changed since it was
 //! hashed is an error, not a silent mismatch.
 
-use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 
+use super::verified::{VerifiedFile, to_error};
 use crate::context::{Entry, Kind};
 use crate::error::{Error, Result};
 
@@ -48,21 +48,24 @@ pub fn write(
                 tar.append_link(&mut h, &entry.path, target).map_err(io)?;
             }
             Kind::File => {
-                let mut data = fs::read(&path).map_err(|e| Error::io(&path, e))?;
-                if entry.digest != Some(*blake3::hash(&data).as_bytes()) {
-                    return Err(Error::file(
-                        &path,
-                        "changed after it was hashed; run again on a tree that is not being modified",
-                    ));
-                }
+                let digest = entry.digest.as_ref().expect("files have digests");
+                let mut file = VerifiedFile::open(&path, digest)?;
+                let mode = if entry.executable { 0o755 } else { 0o644 };
                 if let (".dockerignore", Some((name, _))) = (entry.path.as_str(), &extra) {
+                    let mut data = Vec::new();
+                    file.read_to_end(&mut data).map_err(|e| to_error(e, io))?;
                     data.extend_from_slice(format!("\n{name}\n").as_bytes());
                     wrote_ignore = true;
+                    let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+                    tar.append_data(&mut h, &entry.path, data.as_slice())
+                        .map_err(io)?;
+                    continue;
                 }
-                let mode = if entry.executable { 0o755 } else { 0o644 };
-                let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
-                tar.append_data(&mut h, &entry.path, data.as_slice())
-                    .map_err(io)?;
+                // Streamed: the header promises the size at open, and the
+                // reader fails (the archive with it) if the file differs.
+                let mut h = header(tar::EntryType::Regular, mode, file.size());
+                tar.append_data(&mut h, &entry.path, &mut file)
+                    .map_err(|e| to_error(e, io))?;
             }
         }
     }
@@ -94,6 +97,7 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 mod tests {
     use super::*;
     use crate::context::{DigestCache, Selection, walk};
+    use std::fs;
 
     #[test]
     fn tar_holds_exactly_the_entries_with_normalised_metadata() {

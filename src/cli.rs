@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::{Report, build, explain, graph, render, tags};
+use crate::commands::{Report, build, explain, graph, lock, render, tags};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::project::config::BuilderKind;
@@ -68,6 +68,15 @@ pub enum Command {
     },
     /// Build (and with --push, push) every image whose tag is not there yet
     Build(BuildArgs),
+    /// Pin external base images to digests in tagsmith.lock (adds missing ones, drops unused ones)
+    Lock {
+        /// Write nothing; exit 1 listing images whose registry digest moved, missing and stale entries
+        #[arg(long, conflicts_with = "update")]
+        check: bool,
+        /// Move these images (all when none are named) to the digest their tag names now
+        #[arg(long, num_args = 0.., value_name = "IMAGE")]
+        update: Option<Vec<String>>,
+    },
     /// Print services in build order with their dependencies
     Graph {
         /// Graphviz dot format
@@ -239,6 +248,14 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         )?),
         Command::Build(args) => finish(build::run(&project, args.options()?, shell)?),
         Command::Graph { dot } => finish(graph::run(&project, graph::Options { dot })?),
+        Command::Lock { check, update } => {
+            let mode = match (check, update) {
+                (true, _) => lock::Mode::Check,
+                (false, Some(images)) => lock::Mode::Update(images),
+                (false, None) => lock::Mode::Write,
+            };
+            finish(lock::run(&project, lock::Options { mode })?)
+        }
     }
 }
 

@@ -30,6 +30,9 @@ pub struct Inputs<'a> {
     pub deps: &'a [Dep],
     /// Sorted by path.
     pub entries: &'a [Entry],
+    /// Locked external base images `(reference, digest)`, sorted by
+    /// reference; empty without a lock file (and then not encoded at all).
+    pub bases: &'a [(&'a str, &'a str)],
 }
 
 /// Streams the encoding into a hasher; no buffer of the whole message.
@@ -90,6 +93,15 @@ pub fn digest(inputs: &Inputs) -> blake3::Hash {
         e.0.update(&[kind_code(entry.kind), entry.executable as u8]);
         if let Some(d) = &entry.digest {
             e.0.update(d);
+        }
+    }
+    // Only locked bases are encoded, so a project without a lock file (or a
+    // service without external bases) keeps the tags it always had.
+    if !inputs.bases.is_empty() {
+        e.count(inputs.bases.len());
+        for (reference, digest) in inputs.bases {
+            e.bytes(reference.as_bytes());
+            e.bytes(digest.as_bytes());
         }
     }
     e.0.finalize()

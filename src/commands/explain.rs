@@ -240,6 +240,15 @@ pub struct Explain {
     pub target: Option<String>,
     pub platform: Option<String>,
     pub depends_on: Vec<DepTag>,
+    /// External base images and their locked digests (none: unpinned).
+    #[serde(default)]
+    pub bases: Vec<BaseInput>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BaseInput {
+    pub reference: String,
+    pub digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -300,6 +309,14 @@ impl Explain {
                     tag: d.tag.clone(),
                 })
                 .collect(),
+            bases: hashed
+                .bases
+                .iter()
+                .map(|b| BaseInput {
+                    reference: b.reference.clone(),
+                    digest: b.digest.clone(),
+                })
+                .collect(),
         }
     }
 
@@ -340,6 +357,17 @@ impl Explain {
         for d in &self.depends_on {
             let _ = writeln!(s, "  {} {}", d.name, d.tag);
         }
+        if !self.bases.is_empty() {
+            let _ = writeln!(s, "base images");
+            for b in &self.bases {
+                let _ = writeln!(
+                    s,
+                    "  {} {}",
+                    b.reference,
+                    b.digest.as_deref().unwrap_or("unpinned (no tagsmith.lock)")
+                );
+            }
+        }
         let _ = writeln!(s, "inputs      {} entries", self.inputs.len());
         for i in &self.inputs {
             let mode = if i.executable { "x" } else { "-" };
@@ -368,7 +396,7 @@ fn short(hex: &str) -> &str {
 }
 
 /// What differs between `old` and `new`, one line per difference.
-pub fn diff(old: &Explain, new: &Explain) -> Vec<String> {
+pub fn diff<'a>(old: &'a Explain, new: &'a Explain) -> Vec<String> {
     let mut out = Vec::new();
     if old.service != new.service {
         out.push(format!(
@@ -412,6 +440,20 @@ pub fn diff(old: &Explain, new: &Explain) -> Vec<String> {
         .collect();
     changes(&args_old, &args_new, |k, a, b| {
         out.push(format!("arg {k}: {} -> {}", show(a), show(b)))
+    });
+    let bases = |e: &'a Explain| -> BTreeMap<&'a str, &'a str> {
+        e.bases
+            .iter()
+            .map(|b| {
+                (
+                    b.reference.as_str(),
+                    b.digest.as_deref().unwrap_or("unpinned"),
+                )
+            })
+            .collect()
+    };
+    changes(&bases(old), &bases(new), |k, a, b| {
+        out.push(format!("base image {k}: digest {} -> {}", show(a), show(b)))
     });
     let deps_old: BTreeMap<&str, &str> = old
         .depends_on

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod explain;
 pub mod graph;
+pub mod lock;
 pub mod render;
 pub mod tags;
 

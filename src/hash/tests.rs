@@ -47,6 +47,7 @@ fn tag_of(
         args: &args,
         deps: &deps,
         entries: &entries,
+        bases: &[],
     };
     tag(&digest(&inputs), 64)
 }
@@ -164,5 +165,51 @@ fn tag_is_a_lowercase_hex_prefix() {
         tag(&d, 32)
             .chars()
             .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+    );
+}
+
+#[test]
+fn locked_bases_are_encoded_after_the_entries() {
+    let entries = base_entries();
+    let args = BTreeMap::new();
+    let with = |bases: &[(&str, &str)]| {
+        digest(&Inputs {
+            dockerfile_path: "Dockerfile",
+            dockerfile: b"FROM python:3\n",
+            target: None,
+            platform: None,
+            args: &args,
+            deps: &[],
+            entries: &entries[..1],
+            bases,
+        })
+    };
+    let mut m: Vec<u8> = Vec::new();
+    let frame = |m: &mut Vec<u8>, b: &[u8]| {
+        m.extend((b.len() as u64).to_le_bytes());
+        m.extend(b);
+    };
+    frame(&mut m, b"tagsmith/v1");
+    frame(&mut m, b"Dockerfile");
+    frame(&mut m, b"FROM python:3\n");
+    m.extend([0, 0]);
+    m.extend(0u64.to_le_bytes());
+    m.extend(0u64.to_le_bytes());
+    m.extend(1u64.to_le_bytes());
+    frame(&mut m, b"Dockerfile");
+    m.extend([1, 0]);
+    m.extend(blake3::hash(b"FROM scratch\n").as_bytes());
+    let unlocked = blake3::hash(&m);
+    assert_eq!(with(&[]), unlocked, "no lock: the encoding of before");
+    m.extend(1u64.to_le_bytes());
+    frame(&mut m, b"docker.io/library/python:3");
+    frame(&mut m, b"sha256:aa");
+    assert_eq!(
+        with(&[("docker.io/library/python:3", "sha256:aa")]),
+        blake3::hash(&m)
+    );
+    assert_ne!(
+        with(&[("docker.io/library/python:3", "sha256:aa")]),
+        with(&[("docker.io/library/python:3", "sha256:bb")])
     );
 }

@@ -40,6 +40,9 @@ pub struct Config {
     pub secrets: Vec<crate::secrets::Spec>,
     /// How long one registry call may keep retrying.
     pub retry_deadline: std::time::Duration,
+    /// Registries whose images are looked up at another host (`docker.io`
+    /// at a pull-through mirror): registry host → mirror host.
+    pub mirrors: BTreeMap<String, String>,
     pub services: BTreeMap<String, Service>,
 }
 
@@ -69,6 +72,19 @@ pub struct Service {
     pub platform: Option<String>,
 }
 
+impl Config {
+    /// Where `image` is looked up: at its registry's mirror, if it has one.
+    pub fn mirrored(&self, image: &crate::registry::ImageRef) -> crate::registry::ImageRef {
+        match self.mirrors.get(image.repository.host()) {
+            Some(mirror) => crate::registry::ImageRef {
+                repository: Repository::under(mirror, image.repository.path()),
+                ..image.clone()
+            },
+            None => image.clone(),
+        }
+    }
+}
+
 impl Service {
     /// The Dockerfile's path inside the context, if it is inside.
     pub fn dockerfile_path_in_context(&self) -> Option<&str> {
@@ -90,6 +106,8 @@ struct RawConfig {
     #[serde(default)]
     secrets: BTreeMap<String, RawSecret>,
     retry_deadline_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    mirrors: BTreeMap<String, String>,
     #[serde(deserialize_with = "ordered_map")]
     services: Vec<(Spanned<String>, RawService)>,
 }
@@ -116,15 +134,16 @@ struct RawService {
     platform: Option<String>,
 }
 
-/// Services keep their names' locations, so a map is read as a list.
-fn ordered_map<'de, D: Deserializer<'de>>(
+/// A mapping read as a list of pairs, so that keys keep their locations
+/// and their order (services, lock file images).
+pub(crate) fn ordered_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
     d: D,
-) -> Result<Vec<(Spanned<String>, RawService)>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Vec<(Spanned<String>, RawService)>;
+) -> Result<Vec<(Spanned<String>, V)>, D::Error> {
+    struct Pairs<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for Pairs<V> {
+        type Value = Vec<(Spanned<String>, V)>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a mapping from service names to services")
+            f.write_str("a mapping")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
             let mut out = Vec::new();
@@ -134,7 +153,7 @@ fn ordered_map<'de, D: Deserializer<'de>>(
             Ok(out)
         }
     }
-    d.deserialize_map(V)
+    d.deserialize_map(Pairs(std::marker::PhantomData))
 }
 
 /// Finds the config: `explicit`, else `tagsmith.yaml` in `cwd` or the nearest
@@ -289,6 +308,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         cache: raw.cache.unwrap_or(true),
         secrets,
         retry_deadline,
+        mirrors: raw.mirrors,
         services,
     })
 }
@@ -403,7 +423,7 @@ fn validate_service(
 
 /// Turns a YAML/serde error into `file:line:column: message`, with a
 /// "did you mean" for misspelt keys.
-fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
+pub(crate) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
     let full = err.without_snippet().to_string();
     let first = full.lines().next().unwrap_or_default();
     // The crate prefixes its own "error: line N column M: ".

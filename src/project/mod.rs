@@ -3,6 +3,7 @@
 //! services' contexts and digests them in build order.
 
 pub mod config;
+pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -18,14 +19,40 @@ use crate::paths;
 use crate::registry::reference::{ImageRef, Repository, image_arg};
 use crate::suggestion::Suggestion;
 pub use config::{Config, Service};
+pub use lock::Lock;
 
 /// A walked context: the ignore file that applied and the selected entries.
 type Walked = (Option<PathBuf>, Vec<Entry>);
 
+#[derive(Clone)]
 pub struct Project {
     pub config: Config,
     pub graph: Graph,
+    /// `tagsmith.lock`, when there is one.
+    pub lock: Option<Lock>,
     dockerfiles: BTreeMap<String, Vec<u8>>,
+    bases: BTreeMap<String, Vec<Base>>,
+}
+
+/// An external image a Dockerfile builds on (not an in-repo service, not a
+/// stage, not `scratch`, not already pinned with a digest).
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// Normalised, with its tag (`docker.io/library/python:3.12`); the
+    /// parse error when the expanded text is no reference.
+    pub reference: std::result::Result<ImageRef, String>,
+    pub line: usize,
+    pub kind: dockerfile::RefKind,
+    /// As written in the Dockerfile.
+    pub raw: String,
+}
+
+/// A base image as it enters a tag: its digest from the lock, or none
+/// (`unpinned`) when there is no lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseDigest {
+    pub reference: String,
+    pub digest: Option<String>,
 }
 
 /// A service's tag with every input that produced it.
@@ -39,6 +66,8 @@ pub struct Hashed {
     pub ignore_file: Option<String>,
     pub entries: Vec<Entry>,
     pub deps: Vec<Dep>,
+    /// External base images, sorted by reference.
+    pub bases: Vec<BaseDigest>,
 }
 
 impl Hashed {
@@ -64,6 +93,7 @@ impl Project {
             .collect();
         let injected: BTreeSet<String> = by_arg.keys().cloned().collect();
         let mut dockerfiles = BTreeMap::new();
+        let mut bases = BTreeMap::new();
         let mut edges = BTreeMap::new();
         for (name, service) in &config.services {
             let bytes = std::fs::read(&service.dockerfile)
@@ -82,6 +112,7 @@ impl Project {
             }
             edges.insert(name.clone(), deps);
             dockerfiles.insert(name.clone(), bytes);
+            bases.insert(name.clone(), external_bases(&scan, &injected));
         }
         let graph = Graph::new(edges).map_err(|cycle| {
             Error::file(
@@ -89,11 +120,92 @@ impl Project {
                 format!("dependency cycle: {}", cycle.join(" -> ")),
             )
         })?;
+        let lock = Lock::load(&config.root)?;
         Ok(Project {
             config,
             graph,
+            lock,
             dockerfiles,
+            bases,
         })
+    }
+
+    /// The same project with another lock (what `lock --update` would give).
+    pub fn with_lock(&self, lock: Lock) -> Project {
+        Project {
+            lock: Some(lock),
+            ..self.clone()
+        }
+    }
+
+    /// The external base images of a service's Dockerfile.
+    pub fn bases(&self, name: &str) -> &[Base] {
+        &self.bases[name]
+    }
+
+    /// Every external base of `services` that parsed, by reference, with
+    /// where it first appears (for messages).
+    pub fn all_bases<'a>(
+        &'a self,
+        services: impl IntoIterator<Item = &'a str>,
+    ) -> Result<BTreeMap<String, (ImageRef, &'a str)>> {
+        let mut out = BTreeMap::new();
+        for name in services {
+            for base in &self.bases[name] {
+                let r = base
+                    .reference
+                    .as_ref()
+                    .map_err(|e| self.base_error(name, base, e))?;
+                out.entry(r.to_string()).or_insert((r.clone(), name));
+            }
+        }
+        Ok(out)
+    }
+
+    fn base_error(&self, service: &str, base: &Base, why: &str) -> Error {
+        Error::at(
+            &self.config.services[service].dockerfile,
+            base.line as u64,
+            1,
+            format!("base image \"{}\": {why}", base.raw),
+        )
+    }
+
+    /// The base digests that are inputs of `service`'s tag: with a lock,
+    /// each locked digest (for the service's platform); without, none.
+    fn base_digests(&self, service: &Service) -> Result<Vec<BaseDigest>> {
+        let mut out: BTreeMap<String, Option<String>> = BTreeMap::new();
+        for base in &self.bases[&service.name] {
+            let reference = match (&base.reference, &self.lock) {
+                (Ok(r), _) => r.to_string(),
+                (Err(e), Some(_)) => return Err(self.base_error(&service.name, base, e)),
+                (Err(_), None) => continue,
+            };
+            let digest = match &self.lock {
+                None => None,
+                Some(lock) => match lock.images.get(&reference) {
+                    Some(locked) => {
+                        Some(locked.for_platform(service.platform.as_deref()).to_string())
+                    }
+                    None => {
+                        return Err(self.base_error(
+                            &service.name,
+                            base,
+                            format!(
+                                "{reference} is not in {}; run `tagsmith lock`",
+                                paths::Shown(&lock.path)
+                            )
+                            .as_str(),
+                        ));
+                    }
+                },
+            };
+            out.insert(reference, digest);
+        }
+        Ok(out
+            .into_iter()
+            .map(|(reference, digest)| BaseDigest { reference, digest })
+            .collect())
     }
 
     /// The Dockerfile's bytes as they were read (and hashed).
@@ -101,11 +213,18 @@ impl Project {
         &self.dockerfiles[name]
     }
 
-    /// The Dockerfile the builder reads. Builders do not expand build args
-    /// in `COPY --from=` or `RUN --mount=…,from=`, so a reference there that
-    /// uses one (`--from=${BASE_IMAGE}`) is written out with `args` (the
-    /// build args, with every dependency's image). Everything else stays
-    /// byte for byte; a function of hashed inputs only.
+    /// The Dockerfile the builder reads, byte for byte the file except for
+    /// image references, which are written out:
+    ///
+    /// * builders do not expand build args in `COPY --from=` or
+    ///   `RUN --mount=…,from=`, so such a reference that uses one
+    ///   (`--from=${BASE_IMAGE}`) gets its value from `args` (the build
+    ///   args, with every dependency's image);
+    /// * with a lock file, every external base reads
+    ///   `<reference>@<locked digest>`, so the build uses the locked image
+    ///   even after its tag moved.
+    ///
+    /// A function of hashed inputs only.
     pub fn dockerfile_to_send(&self, name: &str, args: &BTreeMap<String, String>) -> Vec<u8> {
         let original = &self.dockerfiles[name];
         let text = String::from_utf8_lossy(original);
@@ -113,15 +232,30 @@ impl Project {
         let Ok(scan) = dockerfile::scan(&text, args, &BTreeSet::new()) else {
             return original.clone();
         };
+        let locked = |r: &dockerfile::FromRef| -> Option<String> {
+            let lock = self.lock.as_ref()?;
+            let base = self.bases[name]
+                .iter()
+                .find(|b| b.line == r.line && b.raw == r.raw && b.kind == r.kind)?;
+            let reference = base.reference.as_ref().ok()?.to_string();
+            let digest = &lock.images.get(&reference)?.digest;
+            Some(format!("{reference}@{digest}"))
+        };
         let subs: Vec<dockerfile::Substitution> = scan
             .refs
             .iter()
-            .filter(|r| r.kind != dockerfile::RefKind::From && !r.stage && r.raw.contains('$'))
-            .map(|r| dockerfile::Substitution {
-                line: r.line,
-                kind: r.kind,
-                raw: r.raw.clone(),
-                with: r.expanded.clone(),
+            .filter(|r| !r.stage)
+            .filter_map(|r| {
+                let with = locked(r).or_else(|| {
+                    (r.kind != dockerfile::RefKind::From && r.raw.contains('$'))
+                        .then(|| r.expanded.clone())
+                })?;
+                Some(dockerfile::Substitution {
+                    line: r.line,
+                    kind: r.kind,
+                    raw: r.raw.clone(),
+                    with,
+                })
             })
             .collect();
         if subs.is_empty() {
@@ -156,11 +290,16 @@ impl Project {
 
     /// Hashes `order` (which must list dependencies before dependents).
     pub fn hash(&self, order: &[String]) -> Result<BTreeMap<String, Hashed>> {
+        // A base missing from the lock is found before any file is read.
+        let bases = order
+            .iter()
+            .map(|n| self.base_digests(&self.config.services[n]))
+            .collect::<Result<Vec<_>>>()?;
         let walked = self.walk_all(order)?;
         let mut done: BTreeMap<String, Hashed> = BTreeMap::new();
-        for (name, (ignore_file, entries)) in order.iter().zip(walked) {
+        for ((name, (ignore_file, entries)), bases) in order.iter().zip(walked).zip(bases) {
             let service = &self.config.services[name];
-            let hashed = self.digest(service, &done, ignore_file, entries);
+            let hashed = self.digest(service, &done, ignore_file, entries, bases);
             done.insert(name.clone(), hashed);
         }
         Ok(done)
@@ -209,6 +348,7 @@ impl Project {
         done: &BTreeMap<String, Hashed>,
         ignore_file: Option<PathBuf>,
         entries: Vec<Entry>,
+        bases: Vec<BaseDigest>,
     ) -> Hashed {
         let deps: Vec<Dep> = self
             .graph
@@ -223,6 +363,10 @@ impl Project {
             })
             .collect();
         let dockerfile = &self.dockerfiles[&service.name];
+        let locked: Vec<(&str, &str)> = bases
+            .iter()
+            .filter_map(|b| Some((b.reference.as_str(), b.digest.as_deref()?)))
+            .collect();
         let digest = hash::digest(&hash::Inputs {
             dockerfile_path: &service.dockerfile_in_context,
             dockerfile,
@@ -231,6 +375,7 @@ impl Project {
             args: &service.args,
             deps: &deps,
             entries: &entries,
+            bases: &locked,
         });
         Hashed {
             name: service.name.clone(),
@@ -241,6 +386,25 @@ impl Project {
             ignore_file: ignore_file.map(|p| paths::relative(&service.context, &p)),
             entries,
             deps,
+            bases,
         }
     }
+}
+
+/// The references of a scan that name external images.
+fn external_bases(scan: &dockerfile::Scan, injected: &BTreeSet<String>) -> Vec<Base> {
+    scan.refs
+        .iter()
+        .filter(|r| !r.stage && r.vars.is_disjoint(injected))
+        .filter(|r| !r.expanded.eq_ignore_ascii_case("scratch") && !r.expanded.contains('@'))
+        .map(|r| Base {
+            reference: ImageRef::parse(&r.expanded).map(|mut i| {
+                i.tag.get_or_insert_with(|| "latest".to_string());
+                i
+            }),
+            line: r.line,
+            kind: r.kind,
+            raw: r.raw.clone(),
+        })
+        .collect()
 }

@@ -291,6 +291,15 @@ async fn run_async(
             _ => {}
         }
     }
+    // A locked base that its registry no longer has by digest fails its
+    // services before anything is built.
+    for (name, error) in gone_bases(&run, &to_build).await {
+        shell.status(format!("{name}: {error}"));
+        let mut o = Outcome::new(&hashed[&name], Status::Failed);
+        o.error = Some(error.to_string());
+        outcomes.insert(name.clone(), o);
+        to_build.retain(|n| *n != name);
+    }
     let failed_before: BTreeSet<String> = outcomes
         .iter()
         .filter(|(_, o)| o.status == Status::Failed)
@@ -475,6 +484,53 @@ impl Run<'_> {
             auth: self.registry.keyring().docker(),
         }
     }
+}
+
+/// Services to build whose locked base images cannot be had by digest.
+async fn gone_bases(run: &Run<'_>, to_build: &[String]) -> Vec<(String, Error)> {
+    let Some(lock) = &run.project.lock else {
+        return Vec::new();
+    };
+    let mut wanted: BTreeMap<String, (ImageRef, Vec<String>)> = BTreeMap::new();
+    for name in to_build {
+        for b in run.hashed[name].bases.iter() {
+            let Some(locked) = lock.images.get(&b.reference) else {
+                continue;
+            };
+            let Ok(mut image) = ImageRef::parse(&b.reference) else {
+                continue;
+            };
+            image.digest = Some(locked.digest.clone());
+            let entry = wanted
+                .entry(format!("{image}"))
+                .or_insert((image, Vec::new()));
+            entry.1.push(name.clone());
+        }
+    }
+    let checks = wanted.into_values().map(|(image, services)| async move {
+        let at = run.project.config.mirrored(&image);
+        match run.registry.digest(&at).await {
+            // Not known is what matters; an unreachable registry is left to the builder.
+            Ok(None) => services
+                .into_iter()
+                .map(|s| {
+                    (
+                        s,
+                        Error::user(format!(
+                            "the locked base image {image} can no longer be fetched by digest from its registry; `tagsmith lock --update {}` moves the lock to what its tag names now",
+                            ImageRef { digest: None, ..image.clone() }
+                        )),
+                    )
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    });
+    futures_util::future::join_all(checks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 fn git_revision(project: &Project) -> Option<String> {

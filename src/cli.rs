@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::commands::{Report, build, explain, graph, lock, render, tags};
+use crate::commands::{Report, build, explain, graph, lock, plan, render, tags};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::project::config::BuilderKind;
@@ -35,6 +35,9 @@ pub enum Command {
         services: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: TagsFormat,
+        /// A `build --report` file: registry digests for --format kustomize
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Show every input of a service's tag, what changed since an earlier `explain --json`, or why a path is (not) in its context
     Explain {
@@ -68,6 +71,13 @@ pub enum Command {
     },
     /// Build (and with --push, push) every image whose tag is not there yet
     Build(BuildArgs),
+    /// List the services whose tag is missing in the registry, in waves for CI runners
+    Plan {
+        /// Only these services and their dependencies
+        services: Vec<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormat,
+    },
     /// Pin external base images to digests in tagsmith.lock (adds missing ones, drops unused ones)
     Lock {
         /// Write nothing; exit 1 listing images whose registry digest moved, missing and stale entries
@@ -90,6 +100,15 @@ pub enum TagsFormat {
     Text,
     Json,
     Env,
+    Github,
+    Kustomize,
+    Helm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Text,
+    Json,
     Github,
 }
 
@@ -127,6 +146,15 @@ pub struct BuildArgs {
     /// Write a JSON report of every service's status, digest and time
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// With --dry-run: the plan as text or JSON
+    #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
+    format: DryRunFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRunFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -155,6 +183,7 @@ impl BuildArgs {
                 .map(|s| secrets::Spec::parse(s))
                 .collect::<Result<_>>()?,
             report: self.report,
+            json: self.format == DryRunFormat::Json,
         })
     }
 }
@@ -166,6 +195,8 @@ impl From<TagsFormat> for tags::Format {
             TagsFormat::Json => tags::Format::Json,
             TagsFormat::Env => tags::Format::Env,
             TagsFormat::Github => tags::Format::Github,
+            TagsFormat::Kustomize => tags::Format::Kustomize,
+            TagsFormat::Helm => tags::Format::Helm,
         }
     }
 }
@@ -204,13 +235,16 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         std::env::current_dir().map_err(|e| Error::internal(format!("current directory: {e}")))?;
     let project = Project::open(cli.config.as_deref(), &cwd)?;
     match cli.command {
-        Command::Tags { services, format } => {
+        Command::Tags {
+            services,
+            format,
+            report,
+        } => {
             let options = tags::Options {
                 services,
                 format: format.into(),
-                github_output: std::env::var_os("GITHUB_OUTPUT")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from),
+                github_output: github_output(),
+                report,
             };
             finish(tags::run(&project, options)?)
         }
@@ -248,6 +282,18 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         )?),
         Command::Build(args) => finish(build::run(&project, args.options()?, shell)?),
         Command::Graph { dot } => finish(graph::run(&project, graph::Options { dot })?),
+        Command::Plan { services, format } => finish(plan::run(
+            &project,
+            plan::Options {
+                services,
+                format: match format {
+                    PlanFormat::Text => plan::Format::Text,
+                    PlanFormat::Json => plan::Format::Json,
+                    PlanFormat::Github => plan::Format::Github,
+                },
+                github_output: github_output(),
+            },
+        )?),
         Command::Lock { check, update } => {
             let mode = match (check, update) {
                 (true, _) => lock::Mode::Check,
@@ -257,6 +303,13 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             finish(lock::run(&project, lock::Options { mode })?)
         }
     }
+}
+
+/// `$GITHUB_OUTPUT`, where GitHub Actions steps write their outputs.
+fn github_output() -> Option<PathBuf> {
+    std::env::var_os("GITHUB_OUTPUT")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
 }
 
 fn finish(report: impl Report) -> Result<()> {

@@ -6,6 +6,7 @@ pub mod build;
 pub mod explain;
 pub mod graph;
 pub mod lock;
+pub mod plan;
 pub mod render;
 pub mod tags;
 

@@ -460,7 +460,7 @@ fn digests_from_registry(
 
 /// Digests from a `build --report` file, for the services whose tag in the
 /// report is still the current one.
-fn digests_from_report(
+pub(crate) fn digests_from_report(
     file: &Path,
     hashed: &BTreeMap<String, Hashed>,
 ) -> Result<BTreeMap<String, Option<String>>> {

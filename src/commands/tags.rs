@@ -1,5 +1,6 @@
 //! `tags`: every selected service's tag, in one of several formats.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -20,6 +21,10 @@ pub enum Format {
     Env,
     /// `<name>-tag=` and `<name>-image=` lines appended to `$GITHUB_OUTPUT`.
     Github,
+    /// An `images:` list for kustomization.yaml.
+    Kustomize,
+    /// Helm values: `<service>: {image: {repository, tag}}`.
+    Helm,
 }
 
 pub struct Options {
@@ -28,6 +33,8 @@ pub struct Options {
     pub format: Format,
     /// `$GITHUB_OUTPUT`, for [`Format::Github`].
     pub github_output: Option<PathBuf>,
+    /// A `build --report` file: digests for the kustomize format.
+    pub report: Option<PathBuf>,
 }
 
 pub struct TagsReport {
@@ -36,6 +43,8 @@ pub struct TagsReport {
     shown: Vec<Hashed>,
     /// Whether the lines went to `$GITHUB_OUTPUT` instead of stdout.
     appended: bool,
+    /// Registry digests by service, from a build report.
+    digests: BTreeMap<String, String>,
 }
 
 pub fn run(project: &Project, options: Options) -> Result<TagsReport> {
@@ -47,6 +56,13 @@ pub fn run(project: &Project, options: Options) -> Result<TagsReport> {
         _ => None,
     };
     let hashed = project.hash(&order)?;
+    let digests = match &options.report {
+        Some(file) => super::render::digests_from_report(file, &hashed)?
+            .into_iter()
+            .filter_map(|(name, digest)| Some((name, digest?)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
     let shown: Vec<Hashed> = hashed
         .into_values()
         .filter(|h| options.services.is_empty() || options.services.contains(&h.name))
@@ -55,6 +71,7 @@ pub fn run(project: &Project, options: Options) -> Result<TagsReport> {
         format: options.format,
         shown,
         appended: false,
+        digests,
     };
     if let Some(file) = github_output {
         let mut f = std::fs::OpenOptions::new()
@@ -87,6 +104,28 @@ impl TagsReport {
                 for h in &self.shown {
                     let _ = writeln!(s, "{}-tag={}", h.name, h.tag);
                     let _ = writeln!(s, "{}-image={}", h.name, h.image());
+                }
+            }
+            // Written by hand: keys in a fixed order, values that need no quoting
+            // (references and hex), so the text is stable across versions.
+            Format::Kustomize => {
+                s.push_str("images:\n");
+                let mut shown: Vec<&Hashed> = self.shown.iter().collect();
+                shown.sort_by_key(|h| h.repository.to_string());
+                for h in shown {
+                    let _ = writeln!(s, "- name: {}\n  newTag: \"{}\"", h.repository, h.tag);
+                    if let Some(d) = self.digests.get(&h.name) {
+                        let _ = writeln!(s, "  digest: {d}");
+                    }
+                }
+            }
+            Format::Helm => {
+                for h in &self.shown {
+                    let _ = writeln!(
+                        s,
+                        "{}:\n  image:\n    repository: {}\n    tag: \"{}\"",
+                        h.name, h.repository, h.tag
+                    );
                 }
             }
             Format::Json => {

@@ -51,6 +51,8 @@ pub struct Options {
     pub secrets: Vec<secrets::Spec>,
     /// Where to write the JSON report.
     pub report: Option<PathBuf>,
+    /// `--dry-run` prints JSON.
+    pub json: bool,
 }
 
 impl Options {
@@ -110,16 +112,31 @@ impl Outcome {
 }
 
 pub enum BuildReport {
-    /// `--dry-run`: each service, its image, and what it needs.
-    Plan(Vec<(String, String, String)>, Vec<Outcome>),
+    /// `--dry-run`: each service and what it needs; failed checks.
+    Plan {
+        steps: Vec<PlannedStep>,
+        failed: Vec<Outcome>,
+        json: bool,
+    },
     /// Every service's outcome, in build order.
     Done(Vec<Outcome>),
+}
+
+/// One line of a `--dry-run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedStep {
+    pub name: String,
+    pub tag: String,
+    pub image: String,
+    /// `build`, `up-to-date` or `unknown` (the check failed).
+    pub action: &'static str,
+    pub reason: Option<String>,
 }
 
 impl BuildReport {
     pub fn outcomes(&self) -> &[Outcome] {
         match self {
-            BuildReport::Plan(_, o) | BuildReport::Done(o) => o,
+            BuildReport::Plan { failed: o, .. } | BuildReport::Done(o) => o,
         }
     }
 
@@ -142,9 +159,32 @@ impl BuildReport {
 impl Report for BuildReport {
     fn stdout(&self) -> Vec<u8> {
         match self {
-            BuildReport::Plan(lines, _) => lines
+            BuildReport::Plan {
+                steps, json: true, ..
+            } => {
+                #[derive(Serialize)]
+                struct Doc<'a> {
+                    version: u32,
+                    services: &'a [PlannedStep],
+                }
+                (serde_json::to_string_pretty(&Doc {
+                    version: 1,
+                    services: steps,
+                })
+                .expect("serializable")
+                    + "\n")
+                    .into_bytes()
+            }
+            BuildReport::Plan { steps, .. } => steps
                 .iter()
-                .map(|(name, image, what)| format!("{name}\t{image}\t{what}\n"))
+                .map(|s| {
+                    let what = match (s.action, &s.reason) {
+                        ("build", Some(r)) => format!("build ({r})"),
+                        ("unknown", _) => "unknown (the check failed)".to_string(),
+                        (a, _) => a.to_string(),
+                    };
+                    format!("{}\t{}\t{what}\n", s.name, s.image)
+                })
                 .collect::<String>()
                 .into_bytes(),
             BuildReport::Done(outcomes) => summary(outcomes).into_bytes(),
@@ -265,18 +305,29 @@ async fn run_async(
         }
     }
     if options.dry_run {
-        let lines = order
+        let steps = order
             .iter()
             .map(|name| {
-                let what = match &needs[name] {
-                    Need::Present { .. } => "up-to-date".to_string(),
-                    Need::Build { reason } => format!("build ({reason})"),
-                    Need::Unknown { .. } => "unknown (the check failed)".to_string(),
+                let (action, reason) = match &needs[name] {
+                    Need::Present { .. } => ("up-to-date", None),
+                    Need::Build { reason } => ("build", Some(reason.to_string())),
+                    Need::Unknown { error } => ("unknown", Some(error.to_string())),
                 };
-                (name.clone(), hashed[name].image().to_string(), what)
+                let h = &hashed[name];
+                PlannedStep {
+                    name: name.clone(),
+                    tag: h.tag.clone(),
+                    image: h.image().to_string(),
+                    action,
+                    reason,
+                }
             })
             .collect();
-        return Ok(BuildReport::Plan(lines, outcomes.into_values().collect()));
+        return Ok(BuildReport::Plan {
+            steps,
+            failed: outcomes.into_values().collect(),
+            json: options.json,
+        });
     }
 
     let mut to_build = Vec::new();

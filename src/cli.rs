@@ -4,9 +4,10 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
 
-use crate::commands::{Report, build, explain, graph, lock, plan, render, tags};
+use crate::commands::{Report, build, explain, graph, init, lock, plan, render, tags};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::project::config::BuilderKind;
@@ -32,6 +33,7 @@ pub enum Command {
     /// Print every service's content-hash tag
     Tags {
         /// Only these services (their dependencies are still hashed)
+        #[arg(add = ArgValueCandidates::new(service_candidates))]
         services: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: TagsFormat,
@@ -41,6 +43,7 @@ pub enum Command {
     },
     /// Show every input of a service's tag, what changed since an earlier `explain --json`, or why a path is (not) in its context
     Explain {
+        #[arg(add = ArgValueCandidates::new(service_candidates))]
         service: String,
         /// Print JSON (save it to compare later with --against)
         #[arg(long)]
@@ -74,6 +77,7 @@ pub enum Command {
     /// List the services whose tag is missing in the registry, in waves for CI runners
     Plan {
         /// Only these services and their dependencies
+        #[arg(add = ArgValueCandidates::new(service_candidates))]
         services: Vec<String>,
         #[arg(long, value_enum, default_value = "text")]
         format: PlanFormat,
@@ -87,6 +91,19 @@ pub enum Command {
         #[arg(long, num_args = 0.., value_name = "IMAGE")]
         update: Option<Vec<String>>,
     },
+    /// Write a first tagsmith.yaml from skaffold.yaml, a compose file or the Dockerfiles found
+    Init {
+        /// Replace an existing tagsmith.yaml
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the shell script that completes tagsmith's commands, options and service names
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print tagsmith's manual page (roff; `tagsmith man | man -l -`)
+    Man,
     /// Print services in build order with their dependencies
     Graph {
         /// Graphviz dot format
@@ -106,6 +123,14 @@ pub enum TagsFormat {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PlanFormat {
     Text,
     Json,
@@ -115,6 +140,7 @@ pub enum PlanFormat {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Only these services and their dependencies
+    #[arg(add = ArgValueCandidates::new(service_candidates))]
     services: Vec<String>,
     /// Push to the registry; presence is checked in the registry instead of the local engine
     #[arg(long)]
@@ -206,6 +232,8 @@ pub fn main() -> i32 {
     // Every TLS config names ring; installing it as the process default
     // keeps any library that asks for "the default" from panicking.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // `COMPLETE=bash tagsmith …` is the shell asking for completions.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => {
@@ -233,8 +261,30 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
     let cwd =
         std::env::current_dir().map_err(|e| Error::internal(format!("current directory: {e}")))?;
+    // The commands that need no project.
+    match cli.command {
+        Command::Init { force } => {
+            let root = match &cli.config {
+                Some(path) => cwd.join(path).parent().map(PathBuf::from).unwrap_or(cwd),
+                None => cwd,
+            };
+            return finish(init::run(init::Options { root, force })?);
+        }
+        Command::Completions { shell: which } => return print(&completions(which)?),
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| Error::internal(format!("rendering the manual: {e}")))?;
+            return print(&out);
+        }
+        _ => {}
+    }
     let project = Project::open(cli.config.as_deref(), &cwd)?;
     match cli.command {
+        Command::Init { .. } | Command::Completions { .. } | Command::Man => {
+            unreachable!("handled above")
+        }
         Command::Tags {
             services,
             format,
@@ -303,6 +353,46 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             finish(lock::run(&project, lock::Options { mode })?)
         }
     }
+}
+
+/// The registration script of clap's dynamic completion for `shell`: the
+/// shell then asks `COMPLETE=<shell> tagsmith …` for candidates, so service
+/// names come from the tagsmith.yaml at hand.
+fn completions(shell: CompletionShell) -> Result<Vec<u8>> {
+    let name = match shell {
+        CompletionShell::Bash => "bash",
+        CompletionShell::Zsh => "zsh",
+        CompletionShell::Fish => "fish",
+        CompletionShell::Powershell => "powershell",
+    };
+    let shells = clap_complete::env::Shells::builtins();
+    let completer = shells
+        .completer(name)
+        .ok_or_else(|| Error::internal(format!("no completer for {name}")))?;
+    let mut out = Vec::new();
+    completer
+        .write_registration("COMPLETE", "tagsmith", "tagsmith", "tagsmith", &mut out)
+        .map_err(|e| Error::internal(format!("writing completions: {e}")))?;
+    Ok(out)
+}
+
+/// Service names for completion: those of the tagsmith.yaml found from the
+/// working directory (nothing when there is none or it does not load).
+fn service_candidates() -> Vec<clap_complete::CompletionCandidate> {
+    let Ok(cwd) = std::env::current_dir() else {
+        return Vec::new();
+    };
+    let Ok(path) = crate::project::config::locate(None, &cwd) else {
+        return Vec::new();
+    };
+    let Ok(config) = crate::project::config::load(&path) else {
+        return Vec::new();
+    };
+    config
+        .services
+        .keys()
+        .map(clap_complete::CompletionCandidate::new)
+        .collect()
 }
 
 /// `$GITHUB_OUTPUT`, where GitHub Actions steps write their outputs.

@@ -5,6 +5,7 @@
 pub mod build;
 pub mod explain;
 pub mod graph;
+pub mod init;
 pub mod lock;
 pub mod plan;
 pub mod render;

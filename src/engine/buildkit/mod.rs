@@ -2,6 +2,7 @@
 //! beside a [`session`] that serves secrets and registry credentials, with
 //! BuildKit's status stream decoded into plain lines ([`progress`]).
 
+pub mod filesync;
 pub mod progress;
 pub mod proto;
 pub mod session;
@@ -11,20 +12,21 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use prost::Message;
 use serde::Deserialize;
 
 use super::transport::Dialer;
-use super::{BuildSpec, Builder, Log, tarball};
+use super::{BuildSpec, Builder, Log};
 use crate::error::{Error, Result};
 use crate::secrets::Secrets;
 use progress::Progress;
 use session::{Services, Session};
+
+/// The Dockerfile's name in the `dockerfile` local (any name does).
+const DOCKERFILE: &str = "Dockerfile";
 
 pub struct BuildKit {
     dialer: Arc<Dialer>,
@@ -42,44 +44,33 @@ impl BuildKit {
     }
 
     async fn run(&self, spec: BuildSpec, log: Log<'_>) -> Result<()> {
+        // The context and the Dockerfile go to BuildKit through the session,
+        // from exactly the hashed entries.
+        let locals = filesync::Locals::from([
+            (
+                "context".to_string(),
+                filesync::Local::context(&spec.context, &spec.entries),
+            ),
+            (
+                "dockerfile".to_string(),
+                filesync::Local::single(DOCKERFILE, spec.dockerfile.bytes.clone()),
+            ),
+        ]);
+        let shared_key = blake3::hash(format!("tagsmith\0{}", spec.context.display()).as_bytes())
+            .to_hex()[..32]
+            .to_string();
         let session = Session::open(
             &self.dialer,
             &self.api_version,
             Services {
                 secrets: self.secrets.clone(),
+                locals,
+                shared_key,
             },
         )
         .await?;
         let query = query(&spec, &session.id);
         let uri = format!("/v{}/build?{query}", self.api_version);
-
-        let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(8);
-        let BuildSpec {
-            context,
-            entries,
-            dockerfile,
-            ..
-        } = spec;
-        let writer = tokio::task::spawn_blocking(move || {
-            let out = super::classic::ChannelWriter::new(tx.clone());
-            let outside = dockerfile
-                .in_context
-                .is_none()
-                .then_some(dockerfile.bytes.as_slice());
-            let result = tarball::write(&context, &entries, outside, out);
-            if let Err(e) = &result {
-                // The engine must see a broken upload, never a short context.
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-            }
-            result
-        });
-        let body = StreamBody::new(
-            futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|item| (item, rx))
-            })
-            .map_ok(Frame::data),
-        );
-
         let stream = self
             .dialer
             .dial()
@@ -92,7 +83,7 @@ impl BuildKit {
         let request = hyper::Request::post(uri)
             .header("Host", "docker")
             .header("Content-Type", "application/x-tar")
-            .body(body)
+            .body(Empty::<Bytes>::new())
             .expect("a valid request");
         let response = sender
             .send_request(request)
@@ -126,10 +117,6 @@ impl BuildKit {
         lines(b"\n", &mut failure, &mut progress);
         drop(session);
         connection.abort();
-        // A context error (e.g. a file changed after hashing) explains a broken upload best.
-        writer
-            .await
-            .map_err(|e| Error::internal(format!("context writer: {e}")))??;
         for (step, error) in progress.cache_import_failures() {
             log(&format!(
                 "warning: {step} failed, building without that cache: {error}"
@@ -204,14 +191,11 @@ fn query(spec: &BuildSpec, session: &str) -> String {
     if spec.inline_cache {
         args.insert("BUILDKIT_INLINE_CACHE".into(), "1".into());
     }
-    let dockerfile = match &spec.dockerfile.in_context {
-        Some(path) => path.clone(),
-        None => tarball::outside_dockerfile_name(&spec.dockerfile.bytes),
-    };
     let mut q: Vec<(&str, String)> = vec![
         ("version", "2".into()),
+        ("remote", "client-session".into()),
         ("session", session.into()),
-        ("dockerfile", dockerfile),
+        ("dockerfile", DOCKERFILE.into()),
         ("t", spec.image.to_string()),
         ("buildargs", json(&args)),
         ("labels", json(&spec.labels)),

@@ -126,3 +126,46 @@ pub struct VertexWarning {
     #[prost(bytes = "vec", tag = "3")]
     pub short: Vec<u8>,
 }
+
+// fsutil.types: FileSync.DiffCopy is declared with BytesMessage, but every
+// message on the wire is a Packet.
+
+/// fsutil.types.Stat. `mode` is a Go `os.FileMode` (type bits high:
+/// directory 1<<31, symlink 1<<27), not a unix st_mode.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Stat {
+    #[prost(string, tag = "1")]
+    pub path: String,
+    #[prost(uint32, tag = "2")]
+    pub mode: u32,
+    #[prost(uint32, tag = "3")]
+    pub uid: u32,
+    #[prost(uint32, tag = "4")]
+    pub gid: u32,
+    #[prost(int64, tag = "5")]
+    pub size: i64,
+    /// Nanoseconds since the epoch.
+    #[prost(int64, tag = "6")]
+    pub mod_time: i64,
+    /// A symlink's target.
+    #[prost(string, tag = "7")]
+    pub linkname: String,
+}
+
+pub const PACKET_STAT: i32 = 0;
+pub const PACKET_REQ: i32 = 1;
+pub const PACKET_DATA: i32 = 2;
+pub const PACKET_FIN: i32 = 3;
+pub const PACKET_ERR: i32 = 4;
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Packet {
+    #[prost(int32, tag = "1")]
+    pub r#type: i32,
+    #[prost(message, optional, tag = "2")]
+    pub stat: Option<Stat>,
+    #[prost(uint32, tag = "3")]
+    pub id: u32,
+    #[prost(bytes = "vec", tag = "4")]
+    pub data: Vec<u8>,
+}

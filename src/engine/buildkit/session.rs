@@ -12,6 +12,7 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use prost::Message;
 
+use super::filesync::{self, Locals};
 use super::proto::*;
 use crate::engine::transport::Dialer;
 use crate::error::{Error, Result};
@@ -30,6 +31,10 @@ const UNIMPLEMENTED: u32 = 12;
 /// What a session answers with.
 pub struct Services {
     pub secrets: Secrets,
+    /// The build's context and Dockerfile, by local name.
+    pub locals: Locals,
+    /// Names BuildKit's reusable copy of the locals between builds.
+    pub shared_key: String,
 }
 
 /// An open session; dropping it ends it.
@@ -47,7 +52,11 @@ impl Drop for Session {
 impl Session {
     /// Opens a session on a new connection to the engine; returns once the
     /// engine has switched protocols.
-    pub async fn open(dialer: &Dialer, api_version: &str, services: Services) -> Result<Session> {
+    pub async fn open(
+        dialer: &Dialer,
+        api_version: &str,
+        mut services: Services,
+    ) -> Result<Session> {
         let id = random_id();
         let stream = dialer
             .dial()
@@ -63,8 +72,8 @@ impl Session {
             .header("Connection", "Upgrade")
             .header("X-Docker-Expose-Session-Uuid", &id)
             .header("X-Docker-Expose-Session-Name", "tagsmith")
-            .header("X-Docker-Expose-Session-Sharedkey", &id);
-        for method in [HEALTH, GET_SECRET, CREDENTIALS] {
+            .header("X-Docker-Expose-Session-Sharedkey", &services.shared_key);
+        for method in [HEALTH, GET_SECRET, CREDENTIALS, filesync::DIFF_COPY] {
             request = request.header("X-Docker-Expose-Session-Grpc-Method", method);
         }
         let response = sender
@@ -84,8 +93,10 @@ impl Session {
         let upgraded = hyper::upgrade::on(response)
             .await
             .map_err(|e| Error::user(format!("opening a BuildKit session: {e}")))?;
+        let locals = Arc::new(std::mem::take(&mut services.locals));
         let services = Arc::new(Served {
             services,
+            locals,
             credentials: Mutex::default(),
         });
         let task = tokio::spawn(async move {
@@ -98,6 +109,7 @@ impl Session {
 
 struct Served {
     services: Services,
+    locals: Arc<Locals>,
     /// Credentials by host, looked up once per session (helpers are processes).
     credentials: Mutex<HashMap<String, (String, String)>>,
 }
@@ -110,6 +122,10 @@ async fn serve(
     while let Some(request) = conn.accept().await {
         let (request, respond) = request?;
         let served = served.clone();
+        if request.uri().path() == filesync::DIFF_COPY {
+            tokio::spawn(filesync::serve(request, respond, served.locals.clone()));
+            continue;
+        }
         tokio::spawn(async move {
             let path = request.uri().path().to_string();
             let reply = match read_unary(request.into_body()).await {

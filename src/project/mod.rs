@@ -31,6 +31,7 @@ pub struct Project {
     /// `tagsmith.lock`, when there is one.
     pub lock: Option<Lock>,
     dockerfiles: BTreeMap<String, Vec<u8>>,
+    scans: BTreeMap<String, dockerfile::Scan>,
     bases: BTreeMap<String, Vec<Base>>,
 }
 
@@ -94,6 +95,7 @@ impl Project {
         let injected: BTreeSet<String> = by_arg.keys().cloned().collect();
         let mut dockerfiles = BTreeMap::new();
         let mut bases = BTreeMap::new();
+        let mut scans = BTreeMap::new();
         let mut edges = BTreeMap::new();
         for (name, service) in &config.services {
             let bytes = std::fs::read(&service.dockerfile)
@@ -113,6 +115,7 @@ impl Project {
             edges.insert(name.clone(), deps);
             dockerfiles.insert(name.clone(), bytes);
             bases.insert(name.clone(), external_bases(&scan, &injected));
+            scans.insert(name.clone(), scan);
         }
         let graph = Graph::new(edges).map_err(|cycle| {
             Error::file(
@@ -126,6 +129,7 @@ impl Project {
             graph,
             lock,
             dockerfiles,
+            scans,
             bases,
         })
     }
@@ -136,6 +140,11 @@ impl Project {
             lock: Some(lock),
             ..self.clone()
         }
+    }
+
+    /// What the scanner found in a service's Dockerfile.
+    pub fn scan(&self, name: &str) -> &dockerfile::Scan {
+        &self.scans[name]
     }
 
     /// The external base images of a service's Dockerfile.

@@ -229,3 +229,114 @@ pub fn use_registry(dir: &Path, registry: &str) {
 pub fn statuses(report: &Path) -> std::collections::BTreeMap<String, String> {
     super::by_name(&std::fs::read_to_string(report).unwrap(), "status")
 }
+
+/// A local image with busybox (from the busybox-static package) as its
+/// only content, for Dockerfiles that RUN something. No image can be pulled.
+pub const BUSYBOX: &str = "tagsmith-test/busybox:1";
+
+pub fn busybox() -> &'static str {
+    let present = Command::new("docker")
+        .args(["image", "inspect", BUSYBOX])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return BUSYBOX;
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    let bin = std::fs::read("/bin/busybox").expect("/bin/busybox (apt-get install busybox-static)");
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(bin.len() as u64);
+    tar.append_data(&mut h, "bin/busybox", bin.as_slice())
+        .unwrap();
+    for tool in [
+        "sh", "cat", "echo", "test", "ls", "mkdir", "cp", "sleep", "true", "false", "wc", "grep",
+        "head", "tail", "uname", "env", "seq", "printf", "tee",
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        tar.append_link(&mut h, format!("bin/{tool}"), "busybox")
+            .unwrap();
+    }
+    for dir in ["tmp", "run", "proc", "dev", "sys", "etc"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        tar.append_data(&mut h, format!("{dir}/"), std::io::empty())
+            .unwrap();
+    }
+    let bytes = tar.into_inner().unwrap();
+    let mut child = Command::new("docker")
+        .args(["import", "-c", "ENV PATH=/bin", "-", BUSYBOX])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    assert!(child.wait().unwrap().success(), "docker import");
+    BUSYBOX
+}
+
+/// Every regular file of an image's file system, with its bytes.
+pub fn image_files(image: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let out = Command::new("docker")
+        .args(["create", image, "/none"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker create {image}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let container = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let export = Command::new("docker")
+        .args(["export", &container])
+        .output()
+        .unwrap();
+    Command::new("docker")
+        .args(["rm", &container])
+        .output()
+        .unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(export.stdout.as_slice())
+        .entries()
+        .unwrap()
+    {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        files.insert(path, data);
+    }
+    files
+}
+
+/// `docker save` of an image: every layer and its config, as bytes.
+pub fn saved(image: &str) -> Vec<u8> {
+    let out = Command::new("docker")
+        .args(["save", image])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "docker save {image}");
+    out.stdout
+}
+
+/// Whether `needle` occurs anywhere in `hay`.
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Removes images, keeping their parents (other tests' builds may use them).
+pub fn remove_images(images: &[&str]) {
+    for image in images {
+        let _ = Command::new("docker")
+            .args(["rmi", "--no-prune", "-f", image])
+            .output();
+    }
+}

@@ -268,6 +268,9 @@ async fn run_async(
     if kind == BuilderKind::Classic && secrets.ids().next().is_some() {
         shell.warn("the classic builder cannot mount secrets; they are not used");
     }
+    if kind == BuilderKind::BuildKit {
+        missing_secrets(project, order, &secrets)?;
+    }
     let builder: Box<dyn Builder> = match kind {
         BuilderKind::BuildKit => Box::new(engine.buildkit(secrets.clone())),
         BuilderKind::Classic => Box::new(engine.classic()),
@@ -411,7 +414,10 @@ impl Run<'_> {
         let log = |line: &str| self.shell.log(name, &self.secrets.scrub(line));
         let result = async {
             let spec = self.spec(h).await;
-            self.builder.build(spec, &log).await?;
+            self.builder
+                .build(spec, &log)
+                .await
+                .map_err(|e| self.explain_failure(name, e))?;
             if !self.options.push {
                 return Ok((Status::Built, None));
             }
@@ -449,6 +455,26 @@ impl Run<'_> {
             }
         }
         outcome
+    }
+
+    /// A failure the user can do something precise about, said so.
+    fn explain_failure(&self, name: &str, e: Error) -> Error {
+        let text = e.to_string();
+        match &self.project.scan(name).syntax {
+            Some(frontend)
+                if self.kind == BuilderKind::BuildKit
+                    && (text.contains("frontend gateway") || text.contains(frontend.as_str())) =>
+            {
+                Error::file(
+                    &self.project.config.services[name].dockerfile,
+                    format!(
+                        "`# syntax={frontend}` names a Dockerfile frontend image the engine cannot get ({}); remove the line to use the engine's built-in frontend, or make {frontend} available to the engine",
+                        text.lines().next().unwrap_or_default()
+                    ),
+                )
+            }
+            _ => e,
+        }
     }
 
     async fn push(&self, image: &ImageRef, log: crate::engine::Log<'_>) -> Result<()> {
@@ -535,6 +561,32 @@ impl Run<'_> {
             auth: self.registry.keyring().docker(),
         }
     }
+}
+
+/// A secret a Dockerfile mounts with `required=true` that no `--secret` or
+/// `secrets:` gives is an error before anything is built.
+fn missing_secrets(project: &Project, order: &[String], secrets: &Secrets) -> Result<()> {
+    let mut problems = Vec::new();
+    for name in order {
+        let dockerfile = &project.config.services[name].dockerfile;
+        for mount in &project.scan(name).secrets {
+            if mount.required && secrets.get(&mount.id).is_none() {
+                problems.push(Error::at(
+                    dockerfile,
+                    mount.line as u64,
+                    1,
+                    format!(
+                        "RUN mounts the secret \"{}\" with required=true, and none is given: pass --secret id={},env=VARIABLE (or src=FILE), or add it under secrets: in tagsmith.yaml",
+                        mount.id, mount.id
+                    ),
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::many(problems, "nothing was built"))
 }
 
 /// Services to build whose locked base images cannot be had by digest.

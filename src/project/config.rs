@@ -160,10 +160,11 @@ pub(crate) fn ordered_map<'de, D: Deserializer<'de>, V: Deserialize<'de>>(
 /// ancestor. The path returned is absolute.
 pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
     if let Some(path) = explicit {
-        if !path.is_file() {
+        let full = cwd.join(path);
+        if !full.is_file() {
             return Err(Error::file(path, "config file not found"));
         }
-        return Ok(cwd.join(path));
+        return Ok(full);
     }
     for dir in cwd.ancestors() {
         let candidate = dir.join(FILE_NAME);

@@ -24,6 +24,9 @@ pub struct Cli {
     /// The config file (default: tagsmith.yaml in the current directory or the nearest parent)
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Hash every file, without reusing digests of unchanged files from earlier runs
+    #[arg(long, global = true)]
+    pub no_stat_cache: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -280,7 +283,10 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         }
         _ => {}
     }
-    let project = Project::open(cli.config.as_deref(), &cwd)?;
+    let mut project = Project::open(cli.config.as_deref(), &cwd)?;
+    if cli.no_stat_cache {
+        project.config.stat_cache = false;
+    }
     match cli.command {
         Command::Init { .. } | Command::Completions { .. } | Command::Man => {
             unreachable!("handled above")

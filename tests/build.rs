@@ -535,7 +535,7 @@ fn context_selection_matches_the_docker_cli() {
 
         let image = format!("tagsmith-test-cli-{}-{i}", std::process::id());
         let o = std::process::Command::new("docker")
-            .args(["build", "-q", "-t", &image, "."])
+            .args(["build", "-q", "--no-cache", "-t", &image, "."])
             .current_dir(&ctx)
             .env("DOCKER_BUILDKIT", "0")
             .output()

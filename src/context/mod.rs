@@ -14,11 +14,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub mod dockerignore;
+pub mod statcache;
 
 use ignore::{WalkBuilder, WalkState};
 
 use crate::error::{Error, Location, Result};
 use dockerignore::Matcher;
+pub use statcache::StatCache;
 
 pub type Digest = [u8; 32];
 
@@ -146,19 +148,51 @@ impl Selection {
 }
 
 /// Content digests shared by every walk of one run, so that a file that lies
-/// in several contexts is read once. Keyed by device and inode.
+/// in several contexts is read once (keyed by device and inode); and, with
+/// a [`StatCache`], digests of earlier runs for files whose stat is unchanged.
 #[derive(Default)]
 pub struct DigestCache {
     map: Mutex<HashMap<(u64, u64), Digest>>,
+    stat: Option<StatCache>,
 }
 
 impl DigestCache {
+    pub fn with_stat_cache(stat: StatCache) -> DigestCache {
+        DigestCache {
+            map: Mutex::default(),
+            stat: Some(stat),
+        }
+    }
+
+    /// Ends the run: the stat cache, if any, is written.
+    pub fn finish(self) {
+        if let Some(stat) = self.stat {
+            stat.save();
+        }
+    }
+
+    /// A context root about to be walked.
+    pub fn walking(&self, root: &Path) {
+        if let Some(stat) = &self.stat {
+            stat.walking(root);
+        }
+    }
+
     fn file_digest(&self, path: &Path, meta: &fs::Metadata) -> Result<Digest> {
         let key = (meta.dev(), meta.ino());
         if let Some(d) = self.map.lock().unwrap().get(&key) {
             return Ok(*d);
         }
+        let stamp = statcache::Stamp::of(meta);
+        if let Some(d) = self.stat.as_ref().and_then(|s| s.get(path, &stamp)) {
+            self.map.lock().unwrap().insert(key, d);
+            return Ok(d);
+        }
+        let hashed_at = StatCache::clock();
         let digest = hash_file(path).map_err(|e| Error::io(path, e))?;
+        if let Some(stat) = &self.stat {
+            stat.put(path, stamp, digest, hashed_at);
+        }
         self.map.lock().unwrap().insert(key, digest);
         Ok(digest)
     }

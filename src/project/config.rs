@@ -40,6 +40,8 @@ pub struct Config {
     pub secrets: Vec<crate::secrets::Spec>,
     /// How long one registry call may keep retrying.
     pub retry_deadline: std::time::Duration,
+    /// Whether file digests of earlier runs are reused for unchanged files.
+    pub stat_cache: bool,
     /// Registries whose images are looked up at another host (`docker.io`
     /// at a pull-through mirror): registry host → mirror host.
     pub mirrors: BTreeMap<String, String>,
@@ -108,6 +110,7 @@ struct RawConfig {
     retry_deadline_seconds: Option<Spanned<u64>>,
     #[serde(default)]
     mirrors: BTreeMap<String, String>,
+    stat_cache: Option<bool>,
     #[serde(deserialize_with = "ordered_map")]
     services: Vec<(Spanned<String>, RawService)>,
 }
@@ -310,6 +313,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
         secrets,
         retry_deadline,
         mirrors: raw.mirrors,
+        stat_cache: raw.stat_cache.unwrap_or(true),
         services,
     })
 }

@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::context::{self, DigestCache, Entry, Selection};
+use crate::context::statcache::cache_dir as statcache_dir;
+use crate::context::{self, DigestCache, Entry, Selection, StatCache};
 use crate::dockerfile;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -319,7 +320,15 @@ impl Project {
     /// error reported is the first in `order`, whatever finished first.
     fn walk_all(&self, order: &[String]) -> Result<Vec<(Option<PathBuf>, Vec<Entry>)>> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cache = DigestCache::default();
+        let cache = match (self.config.stat_cache, statcache_dir()) {
+            (true, Some(dir)) => {
+                DigestCache::with_stat_cache(StatCache::open(&dir, &self.config.root))
+            }
+            _ => DigestCache::default(),
+        };
+        for name in order {
+            cache.walking(&self.config.services[name].context);
+        }
         let next = AtomicUsize::new(0);
         let results: Vec<Mutex<Option<Result<Walked>>>> =
             order.iter().map(|_| Mutex::new(None)).collect();
@@ -335,10 +344,15 @@ impl Project {
                 });
             }
         });
-        results
+        let results: Vec<Result<Walked>> = results
             .into_iter()
             .map(|r| r.into_inner().unwrap().expect("every service was walked"))
-            .collect()
+            .collect();
+        // A run that failed leaves the cache as it was.
+        if results.iter().all(Result::is_ok) {
+            cache.finish();
+        }
+        results.into_iter().collect()
     }
 
     fn walk_one(&self, service: &Service, cache: &DigestCache, threads: usize) -> Result<Walked> {

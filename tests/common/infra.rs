@@ -207,6 +207,7 @@ pub fn tagsmith(dir: &Path, docker_config: &Path, args: &[&str]) -> std::process
         .args(args)
         .current_dir(dir)
         .env("DOCKER_CONFIG", docker_config)
+        .env("TAGSMITH_CACHE_DIR", super::cache_dir())
         .env_remove("GITHUB_OUTPUT")
         .output()
         .unwrap()

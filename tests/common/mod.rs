@@ -48,11 +48,17 @@ pub fn demo() -> tempfile::TempDir {
     dir
 }
 
+/// The stat caches of a test run: a temp dir, not the user's cache.
+pub fn cache_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("tagsmith-test-cache-{}", std::process::id()))
+}
+
 pub fn run(dir: &Path, args: &[&str]) -> Output {
     Command::new(bin())
         .args(args)
         .current_dir(dir)
         .env_remove("GITHUB_OUTPUT")
+        .env("TAGSMITH_CACHE_DIR", cache_dir())
         .output()
         .unwrap()
 }

@@ -263,26 +263,74 @@ pub fn plan(dir: &Path, rendered: &[Rendered]) -> Result<Plan> {
 }
 
 /// Writes each changed output through a temporary file and a rename.
+/// Writes the changed outputs in two steps: every file to a temporary name
+/// first, then all renamed into place. An error or an interrupt (SIGINT,
+/// SIGTERM) before the renames removes the temporary files and the
+/// directories made for them, leaving DIR as it was; the renames themselves
+/// take milliseconds and are not interrupted.
 pub fn write(dir: &Path, rendered: &[Rendered], plan: &Plan, prune: bool) -> Result<()> {
+    write_unless(dir, rendered, plan, prune, &Interrupt::catch())
+}
+
+fn write_unless(
+    dir: &Path,
+    rendered: &[Rendered],
+    plan: &Plan,
+    prune: bool,
+    interrupt: &Interrupt,
+) -> Result<()> {
     let changed: BTreeSet<&str> = plan.changed.iter().map(String::as_str).collect();
+    let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut made: Vec<PathBuf> = Vec::new();
+    let undo = |staged: &[(PathBuf, PathBuf)], made: &[PathBuf]| {
+        for (tmp, _) in staged {
+            let _ = fs::remove_file(tmp);
+        }
+        for d in made.iter().rev() {
+            let _ = fs::remove_dir(d);
+        }
+    };
     for r in rendered
         .iter()
         .filter(|r| changed.contains(r.output.as_str()))
     {
+        if let Some(signal) = interrupt.signal() {
+            undo(&staged, &made);
+            return Err(Error::Interrupted(signal));
+        }
         let path = dir.join(&r.output);
-        let parent = path.parent().unwrap_or(dir);
-        fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+        let parent = path.parent().unwrap_or(dir).to_path_buf();
+        let missing: Vec<PathBuf> = parent
+            .ancestors()
+            .take_while(|a| !a.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        if let Err(e) = fs::create_dir_all(&parent) {
+            undo(&staged, &made);
+            return Err(Error::io(&parent, e));
+        }
+        made.extend(missing.into_iter().rev());
         let tmp = parent.join(format!(
             ".{}.tagsmith-{}",
             file_name(&path),
             std::process::id()
         ));
-        fs::write(&tmp, &r.bytes)
-            .and_then(|_| fs::rename(&tmp, &path))
-            .map_err(|e| {
-                let _ = fs::remove_file(&tmp);
-                Error::io(&path, e)
-            })?;
+        if let Err(e) = fs::write(&tmp, &r.bytes) {
+            let _ = fs::remove_file(&tmp);
+            undo(&staged, &made);
+            return Err(Error::io(&path, e));
+        }
+        staged.push((tmp, path));
+    }
+    if let Some(signal) = interrupt.signal() {
+        undo(&staged, &made);
+        return Err(Error::Interrupted(signal));
+    }
+    for (i, (tmp, path)) in staged.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, path) {
+            undo(&staged[i..], &[]);
+            return Err(Error::io(path, e));
+        }
     }
     if prune {
         for rel in &plan.stale {
@@ -290,7 +338,101 @@ pub fn write(dir: &Path, rendered: &[Rendered], plan: &Plan, prune: bool) -> Res
             fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
         }
     }
-    Ok(())
+    match interrupt.signal() {
+        Some(signal) => Err(Error::Interrupted(signal)),
+        None => Ok(()),
+    }
+}
+
+/// SIGINT and SIGTERM noted instead of ending the process, while alive.
+struct Interrupt {
+    got: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Interrupt {
+    fn catch() -> Interrupt {
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ids = [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM]
+            .into_iter()
+            .filter_map(|sig| {
+                signal_hook::flag::register_usize(sig, got.clone(), sig as usize).ok()
+            })
+            .collect();
+        Interrupt { got, ids }
+    }
+
+    fn signal(&self) -> Option<i32> {
+        match self.got.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            s => Some(s as i32),
+        }
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupt_before_the_renames_leaves_the_directory_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("a.yaml"), "old\n").unwrap();
+        let rendered = vec![
+            Rendered {
+                output: "a.yaml".into(),
+                bytes: b"new\n".to_vec(),
+            },
+            Rendered {
+                output: "deep/er/b.yaml".into(),
+                bytes: b"b\n".to_vec(),
+            },
+        ];
+        let plan = plan(&out, &rendered).unwrap();
+        let interrupt = Interrupt {
+            got: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2)),
+            ids: Vec::new(),
+        };
+        let err = write_unless(&out, &rendered, &plan, false, &interrupt).unwrap_err();
+        assert_eq!(err.exit_code(), 130);
+        let left: Vec<_> = walk_all(&out);
+        assert_eq!(left, ["a.yaml"], "no temporary file, no new directory");
+        assert_eq!(fs::read_to_string(out.join("a.yaml")).unwrap(), "old\n");
+        // Uninterrupted, everything lands.
+        let calm = Interrupt {
+            got: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            ids: Vec::new(),
+        };
+        write_unless(&out, &rendered, &plan, false, &calm).unwrap();
+        assert_eq!(walk_all(&out), ["a.yaml", "deep/er/b.yaml"]);
+    }
+
+    fn walk_all(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    found.push(paths::relative(dir, &p));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
 }
 
 fn file_name(path: &Path) -> String {

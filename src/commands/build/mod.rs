@@ -222,8 +222,17 @@ struct Run<'a> {
 pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
     let order = project.select(&options.services)?;
     let hashed = project.hash(&order)?;
-    let report = runtime(options.jobs().clamp(2, 8))?
-        .block_on(run_async(project, &order, &hashed, &options, shell))?;
+    let report = runtime(options.jobs().clamp(2, 8))?.block_on(async {
+        // An interrupt drops the run: every build's connections close, and
+        // the engine cancels what was running; nothing half done is pushed.
+        tokio::select! {
+            report = run_async(project, &order, &hashed, &options, shell) => report,
+            signal = interrupted() => {
+                shell.status("interrupted: the running builds were cancelled; nothing more is pushed");
+                Err(Error::Interrupted(signal))
+            }
+        }
+    })?;
     if let (Some(path), BuildReport::Done(_)) = (&options.report, &report) {
         write_atomically(path, report.json().as_bytes())?;
     }
@@ -560,6 +569,21 @@ impl Run<'_> {
             inline_cache: self.cache && self.kind == BuilderKind::BuildKit,
             auth: self.registry.keyring().docker(),
         }
+    }
+}
+
+/// Resolves with the number of the first SIGINT or SIGTERM.
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => 2,
+        _ = term.recv() => 15,
     }
 }
 

@@ -79,7 +79,9 @@ impl BuildKit {
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| Error::user(format!("connecting to the engine: {e}")))?;
-        let connection = tokio::spawn(conn);
+        // Dropped with this future (an interrupt): the engine then sees the
+        // client go and cancels the build.
+        let _connection = AbortOnDrop(tokio::spawn(conn));
         let request = hyper::Request::post(uri)
             .header("Host", "docker")
             .header("Content-Type", "application/x-tar")
@@ -116,7 +118,6 @@ impl BuildKit {
         }
         lines(b"\n", &mut failure, &mut progress);
         drop(session);
-        connection.abort();
         for (step, error) in progress.cache_import_failures() {
             log(&format!(
                 "warning: {step} failed, building without that cache: {error}"
@@ -135,6 +136,15 @@ impl BuildKit {
 impl Builder for BuildKit {
     fn build<'a>(&'a self, spec: BuildSpec, log: Log<'a>) -> BoxFuture<'a, Result<()>> {
         Box::pin(self.run(spec, log))
+    }
+}
+
+/// Aborts a spawned task when dropped (a `JoinHandle` alone would not).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

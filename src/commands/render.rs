@@ -378,63 +378,6 @@ impl Drop for Interrupt {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_interrupt_before_the_renames_leaves_the_directory_as_it_was() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        fs::create_dir(&out).unwrap();
-        fs::write(out.join("a.yaml"), "old\n").unwrap();
-        let rendered = vec![
-            Rendered {
-                output: "a.yaml".into(),
-                bytes: b"new\n".to_vec(),
-            },
-            Rendered {
-                output: "deep/er/b.yaml".into(),
-                bytes: b"b\n".to_vec(),
-            },
-        ];
-        let plan = plan(&out, &rendered).unwrap();
-        let interrupt = Interrupt {
-            got: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2)),
-            ids: Vec::new(),
-        };
-        let err = write_unless(&out, &rendered, &plan, false, &interrupt).unwrap_err();
-        assert_eq!(err.exit_code(), 130);
-        let left: Vec<_> = walk_all(&out);
-        assert_eq!(left, ["a.yaml"], "no temporary file, no new directory");
-        assert_eq!(fs::read_to_string(out.join("a.yaml")).unwrap(), "old\n");
-        // Uninterrupted, everything lands.
-        let calm = Interrupt {
-            got: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
-            ids: Vec::new(),
-        };
-        write_unless(&out, &rendered, &plan, false, &calm).unwrap();
-        assert_eq!(walk_all(&out), ["a.yaml", "deep/er/b.yaml"]);
-    }
-
-    fn walk_all(dir: &Path) -> Vec<String> {
-        let mut found = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    found.push(paths::relative(dir, &p));
-                }
-            }
-        }
-        found.sort();
-        found
-    }
-}
-
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -623,4 +566,61 @@ pub(crate) fn digests_from_report(
         .filter(|s| hashed.get(&s.name).is_some_and(|h| h.tag == s.tag))
         .map(|s| (s.name, s.digest))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupt_before_the_renames_leaves_the_directory_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        fs::create_dir(&out).unwrap();
+        fs::write(out.join("a.yaml"), "old\n").unwrap();
+        let rendered = vec![
+            Rendered {
+                output: "a.yaml".into(),
+                bytes: b"new\n".to_vec(),
+            },
+            Rendered {
+                output: "deep/er/b.yaml".into(),
+                bytes: b"b\n".to_vec(),
+            },
+        ];
+        let plan = plan(&out, &rendered).unwrap();
+        let interrupt = Interrupt {
+            got: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(2)),
+            ids: Vec::new(),
+        };
+        let err = write_unless(&out, &rendered, &plan, false, &interrupt).unwrap_err();
+        assert_eq!(err.exit_code(), 130);
+        let left: Vec<_> = walk_all(&out);
+        assert_eq!(left, ["a.yaml"], "no temporary file, no new directory");
+        assert_eq!(fs::read_to_string(out.join("a.yaml")).unwrap(), "old\n");
+        // Uninterrupted, everything lands.
+        let calm = Interrupt {
+            got: std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            ids: Vec::new(),
+        };
+        write_unless(&out, &rendered, &plan, false, &calm).unwrap();
+        assert_eq!(walk_all(&out), ["a.yaml", "deep/er/b.yaml"]);
+    }
+
+    fn walk_all(dir: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    found.push(paths::relative(dir, &p));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
 }

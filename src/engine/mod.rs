@@ -214,14 +214,16 @@ impl Engine {
         Ok(())
     }
 
-    /// Pushes `image` with `creds`.
+    /// Pushes `image` with `creds`; returns the manifest digest the engine
+    /// reports having pushed (its `<tag>: digest: sha256:… size: N` line).
     pub async fn push(
         &self,
         image: &ImageRef,
         creds: &Credentials,
         log: Log<'_>,
-    ) -> Result<(), PushError> {
+    ) -> Result<Option<String>, PushError> {
         let tag = image.tag_or_latest();
+        let mut pushed = None;
         let repository = image.repository.to_string();
         let options = PushImageOptionsBuilder::default().tag(tag).build();
         let mut stream = self.docker.push_image(
@@ -236,6 +238,9 @@ impl Engine {
                         && (info.progress_detail.is_none() || status.starts_with(tag))
                     {
                         log(status);
+                        if let Some(rest) = status.strip_prefix(&format!("{tag}: digest: ")) {
+                            pushed = rest.split_whitespace().next().map(str::to_string);
+                        }
                     }
                     if let Some(msg) = info.error_detail.and_then(|d| d.message) {
                         return Err(PushError::classify(msg));
@@ -244,7 +249,7 @@ impl Engine {
                 Err(e) => return Err(PushError::classify(engine_message(&e))),
             }
         }
-        Ok(())
+        Ok(pushed)
     }
 }
 
@@ -254,6 +259,9 @@ pub enum PushError {
     /// The registry refused the credentials (the engine's stream reports
     /// the registry's 401/403 as an `unauthorized`/`denied` error code).
     Auth(String),
+    /// Worth another try: the registry or the network failed on the way
+    /// (a 5xx or 429 the engine passes on, a reset, a timeout, a cut stream).
+    Transient(String),
     Other(String),
 }
 
@@ -261,9 +269,30 @@ impl PushError {
     /// The engine passes on the registry's error code (distribution's
     /// `UNAUTHORIZED`, `DENIED`) in lower case before the first `:`.
     fn classify(msg: String) -> PushError {
-        match msg.split_once(':').map(|(code, _)| code.trim()) {
-            Some("unauthorized" | "denied") => PushError::Auth(msg),
-            _ => PushError::Other(msg),
+        if let Some("unauthorized" | "denied") = msg.split_once(':').map(|(code, _)| code.trim()) {
+            return PushError::Auth(msg);
+        }
+        // The engine reports the registry's and the network's failures as
+        // text only; these are the ones a retry can cure.
+        let transient = [
+            "500 Internal Server Error",
+            "502 Bad Gateway",
+            "503 Service Unavailable",
+            "504 Gateway Timeout",
+            "429 Too Many Requests",
+            "toomanyrequests",
+            "connection reset",
+            "broken pipe",
+            "unexpected EOF",
+            "i/o timeout",
+            "TLS handshake timeout",
+            "connection refused",
+            "EOF",
+        ];
+        if transient.iter().any(|t| msg.contains(t)) {
+            PushError::Transient(msg)
+        } else {
+            PushError::Other(msg)
         }
     }
 }

@@ -157,10 +157,12 @@ impl Client {
         };
         let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
         let config = tls::client_config(&trust, identity).map_err(|e| fail(e.to_string()))?;
+        // A stalled request must leave time for another within the deadline.
+        let patience = (self.deadline / 4).max(Duration::from_secs(1));
         let builder = || {
             reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(10))
-                .read_timeout(Duration::from_secs(30))
+                .connect_timeout(patience.min(Duration::from_secs(10)))
+                .read_timeout(patience.min(Duration::from_secs(30)))
                 .user_agent(concat!("tagsmith/", env!("CARGO_PKG_VERSION")))
         };
         let https = builder()

@@ -431,8 +431,29 @@ impl Run<'_> {
                 return Ok((Status::Built, None));
             }
             let image = h.image();
-            self.push(&image, &log).await?;
-            let digest = self.registry.digest(&image).await?;
+            // Another run may have pushed this tag since the plan: a content
+            // tag is never pushed over.
+            if let Some(digest) = self.registry.digest(&image).await? {
+                log("the registry got this tag from another run meanwhile; not pushed again");
+                return Ok((Status::UpToDate, Some(digest)));
+            }
+            let pushed = self.push(&image, &log).await?;
+            // Pushed means: the registry has the tag, with what the engine pushed.
+            let digest = match (self.registry.digest(&image).await?, pushed) {
+                (Some(d), Some(p)) if d == p => d,
+                (Some(d), _) => {
+                    log(&format!(
+                        "another run pushed this tag at the same time; the registry keeps {d}"
+                    ));
+                    return Ok((Status::UpToDate, Some(d)));
+                }
+                (None, _) => {
+                    return Err(Error::user(format!(
+                        "the engine pushed {image}, but the registry does not have it"
+                    )));
+                }
+            };
+            let digest = Some(digest);
             if self.cache {
                 // The cache tag follows the content tag; failing to move it
                 // costs the next fresh runner time, not this build.
@@ -486,15 +507,41 @@ impl Run<'_> {
         }
     }
 
-    async fn push(&self, image: &ImageRef, log: crate::engine::Log<'_>) -> Result<()> {
+    /// Pushes `image`, retrying what the engine reports as a transient
+    /// failure until the registry deadline; the digest the engine pushed.
+    async fn push(&self, image: &ImageRef, log: crate::engine::Log<'_>) -> Result<Option<String>> {
         let host = image.repository.host();
-        self.engine
-            .push(image, self.registry.keyring().get(host), log)
-            .await
-            .map_err(|e| match e {
-                PushError::Auth(_) => self.registry.auth_error(host, None),
-                PushError::Other(msg) => Error::user(msg),
-            })
+        let start = Instant::now();
+        let deadline = self.project.config.retry_deadline;
+        let mut delay = std::time::Duration::from_millis(500);
+        let mut attempts = 1;
+        loop {
+            let result = self
+                .engine
+                .push(image, self.registry.keyring().get(host), log)
+                .await;
+            match result {
+                Ok(digest) => return Ok(digest),
+                Err(PushError::Auth(_)) => return Err(self.registry.auth_error(host, None)),
+                Err(PushError::Transient(msg)) if start.elapsed() + delay < deadline => {
+                    log(&format!(
+                        "push failed ({msg}); trying again in {:.1}s",
+                        delay.as_secs_f64()
+                    ));
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                    attempts += 1;
+                }
+                Err(PushError::Transient(msg) | PushError::Other(msg)) => {
+                    let tries = if attempts > 1 {
+                        format!(" after {attempts} attempts")
+                    } else {
+                        String::new()
+                    };
+                    return Err(Error::user(format!("pushing {image} failed{tries}: {msg}")));
+                }
+            }
+        }
     }
 
     /// The registry cache source for `h`, when there is one. The classic

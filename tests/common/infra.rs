@@ -341,3 +341,84 @@ pub fn remove_images(images: &[&str]) {
             .output();
     }
 }
+
+impl Registry {
+    /// PUTs a manifest (or index) under `repo:reference`: (status, body).
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let req = format!(
+            "PUT /v2/{repo}/manifests/{reference} HTTP/1.0\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.host(),
+            body.len()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp.split_whitespace().nth(1).unwrap().parse().unwrap();
+        (
+            status,
+            resp.split_once("\r\n\r\n")
+                .map(|(_, b)| b.to_string())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// The manifest of `repo:reference` as the registry stores it: (media type, body).
+    pub fn manifest(&self, repo: &str, reference: &str) -> (String, String) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let req = format!(
+            "GET /v2/{repo}/manifests/{reference} HTTP/1.0\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n\r\n",
+            self.host()
+        );
+        s.write_all(req.as_bytes()).unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+        let media_type = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Type: "))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        (media_type, body.to_string())
+    }
+}
+
+/// Builds a FROM-scratch image holding `/marker` = `content` and pushes it
+/// as `image` with the docker CLI (the classic builder).
+pub fn push_marker_image(image: &str, content: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        "FROM scratch\nCOPY marker /marker\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("marker"), content).unwrap();
+    let o = Command::new("docker")
+        .args(["build", "-q", "-t", image, "."])
+        .current_dir(dir.path())
+        .env("DOCKER_BUILDKIT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = Command::new("docker")
+        .args(["push", image])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "docker push: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    remove_images(&[image]);
+}

@@ -26,3 +26,4 @@ pub mod shell;
 pub mod suggestion;
 pub mod template;
 pub mod tls;
+pub mod tree;

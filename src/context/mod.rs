@@ -13,12 +13,14 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod commit;
 pub mod dockerignore;
 pub mod statcache;
 
 use ignore::{WalkBuilder, WalkState};
 
 use crate::error::{Error, Location, Result};
+use crate::tree::Tree;
 use dockerignore::Matcher;
 pub use statcache::StatCache;
 
@@ -88,13 +90,23 @@ impl Selection {
         dockerfile: &Path,
         dockerfile_in_context: Option<&str>,
     ) -> Result<Selection> {
+        Selection::in_tree(context, dockerfile, dockerfile_in_context, &Tree::WorkTree)
+    }
+
+    /// [`Selection::for_service`], with the ignore files read from `tree`.
+    pub fn in_tree(
+        context: &Path,
+        dockerfile: &Path,
+        dockerfile_in_context: Option<&str>,
+        tree: &Tree,
+    ) -> Result<Selection> {
         let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
         let generic = context.join(".dockerignore");
-        let ignore_file = [specific, generic].into_iter().find(|p| p.is_file());
+        let ignore_file = [specific, generic].into_iter().find(|p| tree.is_file(p));
         let mut matcher = match &ignore_file {
             None => Matcher::default(),
             Some(path) => {
-                let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+                let bytes = tree.read(path).map_err(|e| Error::io(path, e))?;
                 Matcher::from_bytes(&bytes).map_err(|e| Error::Located {
                     at: Location::line(path, e.line as u64),
                     message: e.message,

@@ -15,6 +15,7 @@ use crate::registry::reference::{
     Repository, env_name, image_arg, is_component, registry_prefix_problem, suggest_component,
 };
 use crate::suggestion::Suggestion;
+use crate::tree::Tree;
 
 pub const FILE_NAME: &str = "tagsmith.yaml";
 pub const DEFAULT_TAG_LENGTH: usize = 32;
@@ -189,6 +190,12 @@ pub fn load(path: &Path) -> Result<Config> {
 
 /// Parses and validates config text; `path` locates it (paths are relative to its directory).
 pub fn parse(path: &Path, text: &str) -> Result<Config> {
+    parse_in(path, text, &Tree::WorkTree)
+}
+
+/// [`parse`], with contexts and Dockerfiles looked up in `tree` (the
+/// working tree, or a commit's).
+pub fn parse_in(path: &Path, text: &str, tree: &Tree) -> Result<Config> {
     let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
     let path = &paths::absolute(path).map_err(|e| Error::io(path, e))?;
     let root = path.parent().unwrap_or(Path::new("/")).to_path_buf();
@@ -243,7 +250,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
                 ),
             ));
         }
-        let service = validate_service(path, &root, &registry, &name, svc, &names)?;
+        let service = validate_service(path, &root, &registry, &name, svc, &names, tree)?;
         services.insert(name, service);
     }
     if services.is_empty() {
@@ -325,6 +332,7 @@ fn validate_service(
     name: &str,
     raw: RawService,
     names: &[String],
+    tree: &Tree,
 ) -> Result<Service> {
     let at = |s: &Spanned<String>, msg: String| {
         Error::at(path, s.referenced.line(), s.referenced.column(), msg)
@@ -340,11 +348,11 @@ fn validate_service(
             ),
         )
     })?;
-    if !context.is_dir() {
-        let what = if context.exists() {
-            "is not a directory"
+    if !tree.is_dir(&context) {
+        let what = if tree.kind(&context).is_some() {
+            format!("is not a directory{}", tree.at())
         } else {
-            "does not exist"
+            format!("does not exist{}", tree.at())
         };
         return Err(at(
             &raw.context,
@@ -370,7 +378,7 @@ fn validate_service(
             "Dockerfile \"{dockerfile_spec}\" of service \"{name}\" is outside the repository"
         ))
     })?;
-    if !dockerfile.is_file() {
+    if !tree.is_file(&dockerfile) {
         return Err(df_at(format!(
             "Dockerfile \"{}\" of service \"{name}\" does not exist (dockerfile paths are relative to the context)",
             dockerfile

@@ -57,10 +57,10 @@ struct RawLocked {
 }
 
 impl Lock {
-    /// The lock beside `config_root`, if there is one.
-    pub fn load(root: &Path) -> Result<Option<Lock>> {
+    /// The lock beside the config (in `tree`), if there is one.
+    pub fn load(root: &Path, tree: &crate::tree::Tree) -> Result<Option<Lock>> {
         let path = root.join(FILE_NAME);
-        let text = match std::fs::read(&path) {
+        let text = match tree.read(&path) {
             Ok(bytes) => {
                 String::from_utf8(bytes).map_err(|_| Error::file(&path, "not valid UTF-8"))?
             }

@@ -21,6 +21,7 @@ use crate::registry::reference::{ImageRef, Repository, image_arg};
 use crate::suggestion::Suggestion;
 pub use config::{Config, Service};
 pub use lock::Lock;
+use crate::tree::{Commit, Tree};
 
 /// A walked context: the ignore file that applied and the selected entries.
 type Walked = (Option<PathBuf>, Vec<Entry>);
@@ -28,6 +29,8 @@ type Walked = (Option<PathBuf>, Vec<Entry>);
 #[derive(Clone)]
 pub struct Project {
     pub config: Config,
+    /// Where the files are read: the working tree, or a commit.
+    pub tree: std::sync::Arc<Tree>,
     pub graph: Graph,
     /// `tagsmith.lock`, when there is one.
     pub lock: Option<Lock>,
@@ -83,11 +86,48 @@ impl Project {
     /// Finds the config (`explicit`, else `tagsmith.yaml` in `cwd` or above) and loads it.
     pub fn open(explicit: Option<&Path>, cwd: &Path) -> Result<Project> {
         let path = config::locate(explicit, cwd)?;
-        Project::load(config::load(&path)?)
+        Project::load(config::load(&path)?, Tree::WorkTree)
+    }
+
+    /// The project as the commit `rev` of the repository holding `cwd`
+    /// has it, read from git's objects. Its config is that commit's
+    /// `tagsmith.yaml` (in `cwd`'s directory or the nearest parent), or
+    /// `explicit`, read from the working tree with its paths resolved in
+    /// the commit's tree.
+    pub fn at_commit(explicit: Option<&Path>, cwd: &Path, commit: Commit) -> Result<Project> {
+        let workdir = commit.workdir().to_path_buf();
+        let tree = Tree::Commit(Box::new(commit));
+        let path = match explicit {
+            Some(p) => config::locate(Some(p), cwd)?,
+            None => {
+                let cwd = paths::absolute(cwd).map_err(|e| Error::io(cwd, e))?;
+                cwd.ancestors()
+                    .take_while(|d| d.starts_with(&workdir))
+                    .map(|d| d.join(config::FILE_NAME))
+                    .find(|p| tree.is_file(p))
+                    .ok_or_else(|| {
+                        Error::user(format!(
+                            "no {} in {} or any parent directory{}",
+                            config::FILE_NAME,
+                            paths::Shown(&cwd),
+                            tree.at()
+                        ))
+                    })?
+            }
+        };
+        let text = match explicit {
+            Some(_) => std::fs::read(&path),
+            None => tree.read(&path),
+        }
+        .map_err(|e| Error::io(&path, e))?;
+        let text = String::from_utf8(text).map_err(|_| Error::file(&path, "not valid UTF-8"))?;
+        let mut config = config::parse_in(&path, &text, &tree)?;
+        config.stat_cache = false;
+        Project::load(config, tree)
     }
 
     /// Reads every Dockerfile, infers dependencies, and checks the graph.
-    pub fn load(config: Config) -> Result<Project> {
+    pub fn load(config: Config, tree: Tree) -> Result<Project> {
         let by_arg: BTreeMap<String, &str> = config
             .services
             .keys()
@@ -99,7 +139,8 @@ impl Project {
         let mut scans = BTreeMap::new();
         let mut edges = BTreeMap::new();
         for (name, service) in &config.services {
-            let bytes = std::fs::read(&service.dockerfile)
+            let bytes = tree
+                .read(&service.dockerfile)
                 .map_err(|e| Error::io(&service.dockerfile, e))?;
             let text = String::from_utf8_lossy(&bytes);
             let scan = dockerfile::scan(&text, &service.args, &injected)
@@ -124,9 +165,10 @@ impl Project {
                 format!("dependency cycle: {}", cycle.join(" -> ")),
             )
         })?;
-        let lock = Lock::load(&config.root)?;
+        let lock = Lock::load(&config.root, &tree)?;
         Ok(Project {
             config,
+            tree: std::sync::Arc::new(tree),
             graph,
             lock,
             dockerfiles,
@@ -356,12 +398,16 @@ impl Project {
     }
 
     fn walk_one(&self, service: &Service, cache: &DigestCache, threads: usize) -> Result<Walked> {
-        let selection = Selection::for_service(
+        let selection = Selection::in_tree(
             &service.context,
             &service.dockerfile,
             service.dockerfile_path_in_context(),
+            &self.tree,
         )?;
-        let entries = context::walk(&service.context, &selection, cache, threads)?;
+        let entries = match &*self.tree {
+            Tree::WorkTree => context::walk(&service.context, &selection, cache, threads)?,
+            Tree::Commit(commit) => context::commit::walk(commit, &service.context, &selection)?,
+        };
         Ok((selection.ignore_file, entries))
     }
 

@@ -1,0 +1,258 @@
+//! Where a project's files come from: the working tree, or the tree of a
+//! git commit read straight from git's objects (`--rev REV`), with no
+//! checkout and no change to the working tree or the index.
+//!
+//! Paths are absolute in both cases (below the repository's work tree for
+//! a commit), so the rest of tagsmith does not care which it reads.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use gix::ObjectId;
+
+use crate::context::Digest;
+use crate::error::{Error, Result};
+
+/// What a path is, in a tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File { executable: bool },
+    Dir,
+    Symlink,
+    /// A submodule: a commit of another repository.
+    Submodule,
+}
+
+pub enum Tree {
+    WorkTree,
+    Commit(Box<Commit>),
+}
+
+impl Tree {
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self {
+            Tree::WorkTree => std::fs::read(path),
+            Tree::Commit(c) => c.read(path),
+        }
+    }
+
+    pub fn kind(&self, path: &Path) -> Option<Kind> {
+        match self {
+            Tree::WorkTree => {
+                let meta = std::fs::metadata(path).ok()?;
+                if meta.is_dir() {
+                    Some(Kind::Dir)
+                } else if meta.is_file() {
+                    use std::os::unix::fs::PermissionsExt;
+                    Some(Kind::File {
+                        executable: meta.permissions().mode() & 0o100 != 0,
+                    })
+                } else {
+                    None
+                }
+            }
+            Tree::Commit(c) => c.kind(path),
+        }
+    }
+
+    pub fn is_file(&self, path: &Path) -> bool {
+        matches!(self.kind(path), Some(Kind::File { .. }))
+    }
+
+    pub fn is_dir(&self, path: &Path) -> bool {
+        matches!(self.kind(path), Some(Kind::Dir))
+    }
+
+    /// ` at <rev>` for a commit, for messages.
+    pub fn at(&self) -> String {
+        match self {
+            Tree::WorkTree => String::new(),
+            Tree::Commit(c) => format!(" at {}", c.rev),
+        }
+    }
+}
+
+/// A commit's tree, and the digests of the blobs seen so far (a blob id
+/// seen before reuses its digest, which makes many commits cheap).
+pub struct Commit {
+    repo: gix::ThreadSafeRepository,
+    workdir: PathBuf,
+    tree: ObjectId,
+    /// The revision as the user gave it.
+    pub rev: String,
+    pub id: ObjectId,
+    blobs: Mutex<HashMap<ObjectId, (Digest, bool)>>,
+}
+
+/// One entry of a commit's directory.
+pub struct Child {
+    pub name: Vec<u8>,
+    pub kind: Kind,
+    pub id: ObjectId,
+}
+
+/// The git repository holding `dir`, and its work tree.
+pub fn repository(dir: &Path) -> Result<(gix::ThreadSafeRepository, PathBuf)> {
+    let repo = gix::discover(dir).map_err(|e| {
+        Error::user(format!(
+            "{} is not in a git repository ({e}); --rev reads a commit from git",
+            crate::paths::Shown(dir)
+        ))
+    })?;
+    let workdir = repo
+        .workdir()
+        .ok_or_else(|| Error::user("--rev needs a repository with a work tree"))?
+        .to_path_buf();
+    let workdir = crate::paths::absolute(&workdir).map_err(|e| Error::io(&workdir, e))?;
+    Ok((repo.into_sync(), workdir))
+}
+
+impl Commit {
+    /// The commit `rev` names in the repository holding `dir`.
+    pub fn open(dir: &Path, rev: &str) -> Result<Commit> {
+        let (repo, workdir) = repository(dir)?;
+        Commit::in_repository(repo, workdir, rev)
+    }
+
+    pub fn in_repository(repo: gix::ThreadSafeRepository, workdir: PathBuf, rev: &str) -> Result<Commit> {
+        let local = repo.to_thread_local();
+        let bad = |e: &dyn std::fmt::Display| Error::user(format!("--rev {rev}: {e}"));
+        let object = local.rev_parse_single(rev).map_err(|e| bad(&e))?;
+        let commit = object
+            .object()
+            .map_err(|e| bad(&e))?
+            .peel_to_commit()
+            .map_err(|e| bad(&e))?;
+        let tree = commit.tree_id().map_err(|e| bad(&e))?.detach();
+        Ok(Commit {
+            id: commit.id,
+            repo,
+            workdir,
+            tree,
+            rev: rev.to_string(),
+            blobs: Mutex::default(),
+        })
+    }
+
+    /// Another commit of the same repository, sharing the blob digests.
+    pub fn sibling(&self, id: ObjectId) -> Result<Commit> {
+        let local = self.repo.to_thread_local();
+        let tree = local
+            .find_commit(id)
+            .and_then(|c| c.tree_id().map(|t| t.detach()).map_err(Into::into))
+            .map_err(|e| Error::user(format!("commit {id}: {e}")))?;
+        Ok(Commit {
+            id,
+            repo: self.repo.clone(),
+            workdir: self.workdir.clone(),
+            tree,
+            rev: id.to_hex_with_len(12).to_string(),
+            blobs: Mutex::new(self.blobs.lock().unwrap().clone()),
+        })
+    }
+
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// The first `n` commits of `branch`, newest first, following first parents.
+    pub fn history(&self, branch: &str, n: usize) -> Result<Vec<ObjectId>> {
+        let local = self.repo.to_thread_local();
+        let tip = local
+            .rev_parse_single(branch)
+            .map_err(|e| Error::user(format!("branch {branch}: {e}")))?
+            .detach();
+        let walk = local
+            .rev_walk([tip])
+            .first_parent_only()
+            .all()
+            .map_err(|e| Error::user(format!("walking {branch}: {e}")))?;
+        let mut out = Vec::new();
+        for info in walk.take(n) {
+            out.push(info.map_err(|e| Error::user(format!("walking {branch}: {e}")))?.id);
+        }
+        Ok(out)
+    }
+
+    /// The path below the work tree, as git names it.
+    fn relative(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.workdir).ok()?;
+        Some(rel.to_str()?.to_string())
+    }
+
+    /// The entry at `path`: its kind and object id (the root is a directory).
+    fn entry(&self, path: &Path) -> Option<(Kind, ObjectId)> {
+        let rel = self.relative(path)?;
+        if rel.is_empty() {
+            return Some((Kind::Dir, self.tree));
+        }
+        let local = self.repo.to_thread_local();
+        let tree = local.find_tree(self.tree).ok()?;
+        let entry = tree.lookup_entry_by_path(&rel).ok()??;
+        Some((kind(entry.mode()), entry.object_id()))
+    }
+
+    pub fn kind(&self, path: &Path) -> Option<Kind> {
+        self.entry(path).map(|(k, _)| k)
+    }
+
+    pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        match self.entry(path) {
+            Some((Kind::File { .. } | Kind::Symlink, id)) => self.blob(id),
+            Some(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file")),
+            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("not in {}", self.rev))),
+        }
+    }
+
+    pub fn blob(&self, id: ObjectId) -> io::Result<Vec<u8>> {
+        let local = self.repo.to_thread_local();
+        let object = local.find_object(id).map_err(io::Error::other)?;
+        Ok(object.detach().data)
+    }
+
+    /// The entries of the directory at `path`.
+    pub fn children(&self, path: &Path) -> io::Result<Vec<Child>> {
+        let Some((Kind::Dir, id)) = self.entry(path) else {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "not a directory"));
+        };
+        let local = self.repo.to_thread_local();
+        let tree = local.find_tree(id).map_err(io::Error::other)?;
+        let mut out = Vec::new();
+        for entry in tree.iter() {
+            let entry = entry.map_err(io::Error::other)?;
+            out.push(Child {
+                name: entry.filename().to_vec(),
+                kind: kind(entry.mode()),
+                id: entry.oid().to_owned(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The BLAKE3 of a blob, and whether it is a Git LFS pointer (a
+    /// checkout with LFS would hold other bytes); from the cache when the
+    /// blob was seen before.
+    pub fn blob_digest(&self, id: ObjectId) -> io::Result<(Digest, bool)> {
+        if let Some(d) = self.blobs.lock().unwrap().get(&id) {
+            return Ok(*d);
+        }
+        let data = self.blob(id)?;
+        let lfs = data.len() < 1024 && data.starts_with(b"version https://git-lfs.github.com/spec/");
+        let answer = (*blake3::hash(&data).as_bytes(), lfs);
+        self.blobs.lock().unwrap().insert(id, answer);
+        Ok(answer)
+    }
+}
+
+fn kind(mode: gix::object::tree::EntryMode) -> Kind {
+    use gix::object::tree::EntryKind;
+    match mode.kind() {
+        EntryKind::Tree => Kind::Dir,
+        EntryKind::Blob => Kind::File { executable: false },
+        EntryKind::BlobExecutable => Kind::File { executable: true },
+        EntryKind::Link => Kind::Symlink,
+        EntryKind::Commit => Kind::Submodule,
+    }
+}

@@ -109,24 +109,26 @@ impl Engine {
         .map_err(|e| Error::internal(format!("engine client: {e}")))?;
         let http: Client<Connector, Full<Bytes>> =
             Client::builder(TokioExecutor::new()).build(connector);
-        let unreachable = |cause: String| {
-            let ssh = dialer
-                .ssh_error()
-                .map(|s| format!(": ssh said: {s}"))
-                .unwrap_or_default();
+        // For ssh, what ssh said (and how it ended) is the cause to show.
+        let unreachable = async |cause: String| {
+            let ssh = dialer.ssh_failure().await;
+            let hint = hint(&cause, &endpoint, ssh.as_ref());
             Error::user(format!(
-                "cannot reach the Docker engine at {endpoint}: {cause}{ssh}{}",
-                hint(&cause, &endpoint)
+                "cannot reach the Docker engine at {endpoint}: {}{hint}",
+                ssh.map(|s| s.message).unwrap_or(cause)
             ))
         };
-        let ping = http
+        let ping = match http
             .request(
                 hyper::Request::get("http://docker/_ping")
                     .body(Full::default())
                     .expect("a valid request"),
             )
             .await
-            .map_err(|e| unreachable(crate::error::chain(&e)))?;
+        {
+            Ok(ping) => ping,
+            Err(e) => return Err(unreachable(crate::error::chain(&e)).await),
+        };
         let headers = ping.headers();
         let kind = if headers.contains_key("libpod-api-version") {
             Kind::Podman
@@ -134,12 +136,12 @@ impl Engine {
             Kind::Docker
         };
         if !ping.status().is_success() {
-            return Err(unreachable(format!("the ping answered {}", ping.status())));
+            return Err(unreachable(format!("the ping answered {}", ping.status())).await);
         }
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(crate::error::chain(&e)))?;
+        let docker = match docker.negotiate_version().await {
+            Ok(docker) => docker,
+            Err(e) => return Err(unreachable(crate::error::chain(&e)).await),
+        };
         let api_version = docker.client_version().to_string();
         Ok(Engine {
             docker,
@@ -268,10 +270,40 @@ impl PushError {
 }
 
 /// What to try when an engine cannot be reached, judged from the cause.
-fn hint(cause: &str, endpoint: &Endpoint) -> &'static str {
+/// `ssh`: how the `ssh` process failed, if it did (its message says why).
+fn hint(cause: &str, endpoint: &Endpoint, ssh: Option<&transport::SshFailure>) -> String {
     use endpoint::Address;
+    if let Address::Ssh {
+        user,
+        host,
+        port,
+        socket,
+    } = &endpoint.address
+    {
+        let command = transport::ssh_args(user.as_deref(), host, *port, socket.as_deref())
+            .iter()
+            .map(|a| match a.contains(' ') {
+                true => format!("'{a}'"),
+                false => a.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        return match ssh {
+            Some(s) if s.connection => format!(
+                " (tagsmith ran `ssh {command}`: it must connect and log in without a prompt)"
+            ),
+            Some(_) => format!(
+                " (tagsmith ran `ssh {command}`: the host needs Docker 18.09 or later, \
+                 and access to its engine)"
+            ),
+            None => format!(
+                " (the host did not answer with the Engine API: \
+                 check that `ssh {command}` works)"
+            ),
+        };
+    }
     let tls = matches!(&endpoint.address, Address::Tcp { tls: Some(_), .. });
-    if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
+    let text = if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
         " (the engine does not speak TLS on this port: unset DOCKER_TLS_VERIFY, or use its TLS port)"
     } else if !tls
         && (cause.contains("invalid HTTP version")
@@ -289,7 +321,8 @@ fn hint(cause: &str, endpoint: &Endpoint) -> &'static str {
         " (is dockerd running? set DOCKER_HOST or DOCKER_CONTEXT to use another engine)"
     } else {
         ""
-    }
+    };
+    text.to_string()
 }
 
 pub(crate) fn engine_message(e: &bollard::errors::Error) -> String {

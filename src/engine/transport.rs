@@ -9,6 +9,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -63,8 +64,8 @@ impl Connection for Stream {
 pub struct Dialer {
     address: Address,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    /// What the last `ssh` process said on stderr, for error messages.
-    ssh_stderr: Arc<Mutex<Vec<u8>>>,
+    /// The last `ssh` process started, for error messages.
+    ssh_last: Mutex<Option<Arc<SshProcess>>>,
 }
 
 impl Dialer {
@@ -89,7 +90,7 @@ impl Dialer {
         Ok(Dialer {
             address: endpoint.address.clone(),
             tls,
-            ssh_stderr: Arc::default(),
+            ssh_last: Mutex::default(),
         })
     }
 
@@ -129,18 +130,139 @@ impl Dialer {
         port: Option<u16>,
         socket: Option<&str>,
     ) -> io::Result<Stream> {
-        let mut cmd = tokio::process::Command::new("ssh");
-        if let Some(u) = user {
-            cmd.args(["-l", u]);
-        }
-        if let Some(p) = port {
-            cmd.args(["-p", &p.to_string()]);
-        }
-        let remote = match socket {
-            Some(path) => format!("docker --host=unix://{path} system dial-stdio"),
-            None => "docker system dial-stdio".to_string(),
+        let mut child = tokio::process::Command::new("ssh")
+            .args(ssh_args(user, host, port, socket))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot run ssh: {e} (is the OpenSSH client installed?)"),
+                )
+            })?;
+        let (stdin, stdout, mut stderr) = (
+            child.stdin.take().expect("piped"),
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        let (status_tx, status) = tokio::sync::watch::channel(None);
+        let process = Arc::new(SshProcess {
+            stderr: Mutex::default(),
+            status,
+        });
+        *self.ssh_last.lock().unwrap() = Some(process.clone());
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        // Owns the process: collects its stderr and its exit status, and
+        // kills it when the connection is dropped.
+        tokio::spawn(async move {
+            let read = async {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    process.stderr.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            };
+            let wait = async {
+                tokio::select! {
+                    status = child.wait() => status,
+                    _ = killed => {
+                        // Its stdin is closed now: let it end by itself (and
+                        // say why it failed), as the docker CLI does, then kill it.
+                        match tokio::time::timeout(Duration::from_secs(3), child.wait()).await {
+                            Ok(status) => status,
+                            Err(_) => {
+                                let _ = child.start_kill();
+                                child.wait().await
+                            }
+                        }
+                    }
+                }
+            };
+            let (_, status) = tokio::join!(read, wait);
+            let _ = status_tx.send(Some(status.ok()));
+        });
+        Ok(Stream(Box::new(SshStream {
+            _kill: kill,
+            io: tokio::io::join(stdout, stdin),
+        })))
+    }
+
+    /// Why the last `ssh` process failed, if it did: its exit status and what
+    /// it said on stderr. Waits a little for it to end (its stdout closes
+    /// before it has exited and before its stderr has been read).
+    pub async fn ssh_failure(&self) -> Option<SshFailure> {
+        let process = self.ssh_last.lock().unwrap().clone()?;
+        let mut status = process.status.clone();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(4), status.wait_for(Option::is_some)).await;
+        let status = *status.borrow();
+        let said = String::from_utf8_lossy(&process.stderr.lock().unwrap())
+            .trim()
+            .replace('\n', " ")
+            .replace('\r', "");
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {said}")
         };
-        cmd.args([
+        match status.flatten() {
+            Some(status) if !status.success() => {
+                use std::os::unix::process::ExitStatusExt;
+                let how = match (status.code(), status.signal()) {
+                    (Some(code), _) => format!("exit status {code}"),
+                    (None, Some(signal)) => format!("signal {signal}"),
+                    (None, None) => status.to_string(),
+                };
+                Some(SshFailure {
+                    message: format!("ssh failed ({how}){said}"),
+                    connection: status.code() == Some(255),
+                })
+            }
+            _ if !said.is_empty() => Some(SshFailure {
+                message: format!("ssh said{said}"),
+                connection: false,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// How an `ssh` process failed.
+pub struct SshFailure {
+    /// `ssh failed (exit status 255): <what it said>`.
+    pub message: String,
+    /// Whether ssh itself failed (exit status 255: connecting, logging in),
+    /// not the command it ran.
+    pub connection: bool,
+}
+
+/// The `ssh` arguments for an engine, as the docker CLI passes them (plus
+/// `BatchMode`: a connection never waits for a password prompt).
+pub fn ssh_args(
+    user: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+    socket: Option<&str>,
+) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(u) = user {
+        args.extend(["-l".to_string(), u.to_string()]);
+    }
+    if let Some(p) = port {
+        args.extend(["-p".to_string(), p.to_string()]);
+    }
+    let remote = match socket {
+        Some(path) => format!("docker --host=unix://{path} system dial-stdio"),
+        None => "docker system dial-stdio".to_string(),
+    };
+    args.extend(
+        [
             "-o",
             "ConnectTimeout=30",
             "-o",
@@ -148,50 +270,23 @@ impl Dialer {
             "-T",
             "--",
             host,
-            &remote,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot run ssh: {e} (is the OpenSSH client installed?)"),
-            )
-        })?;
-        let (stdin, stdout, stderr) = (
-            child.stdin.take().expect("piped"),
-            child.stdout.take().expect("piped"),
-            child.stderr.take().expect("piped"),
-        );
-        let sink = self.ssh_stderr.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut stderr = stderr;
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf).await;
-            if !buf.is_empty() {
-                *sink.lock().unwrap() = buf;
-            }
-        });
-        Ok(Stream(Box::new(SshStream {
-            _child: child,
-            io: tokio::io::join(stdout, stdin),
-        })))
-    }
+        ]
+        .map(String::from),
+    );
+    args.push(remote);
+    args
+}
 
-    /// The last thing `ssh` said on stderr, trimmed, if anything.
-    pub fn ssh_error(&self) -> Option<String> {
-        let text = String::from_utf8_lossy(&self.ssh_stderr.lock().unwrap())
-            .trim()
-            .to_string();
-        (!text.is_empty()).then_some(text)
-    }
+/// One `ssh` process: what it said on stderr, and its exit status once it
+/// has ended (`Some(None)` if waiting for it failed).
+struct SshProcess {
+    stderr: Mutex<Vec<u8>>,
+    status: tokio::sync::watch::Receiver<Option<Option<std::process::ExitStatus>>>,
 }
 
 struct SshStream {
-    _child: tokio::process::Child,
+    /// Dropping it ends the process.
+    _kill: tokio::sync::oneshot::Sender<()>,
     io: tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>,
 }
 

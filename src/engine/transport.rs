@@ -83,7 +83,10 @@ impl Dialer {
                         endpoint.host
                     ))
                 })?;
-                Some((Arc::new(client_config(tls)?), name))
+                Some((
+                    Arc::new(client_config(tls, endpoint.from_docker_host())?),
+                    name,
+                ))
             }
             _ => None,
         };
@@ -317,8 +320,9 @@ impl AsyncWrite for SshStream {
 }
 
 /// rustls settings as the docker CLI uses them: `ca.pem` as the only root
-/// when given (else the system's), the client pair when given.
-fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+/// when given (else the system's), the client pair when given. `from_env`:
+/// the settings come from `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`.
+fn client_config(tls: &Tls, from_env: bool) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -331,6 +335,14 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         match &tls.ca {
             Some(ca) => {
+                if !ca.exists() && from_env {
+                    return Err(Error::user(format!(
+                        "{}: not found; with DOCKER_TLS_VERIFY set, the engine's CA \
+                         certificate must be there (set DOCKER_CERT_PATH to the directory \
+                         holding ca.pem, cert.pem and key.pem)",
+                        crate::paths::Shown(ca)
+                    )));
+                }
                 let certs = read_certs(ca)?;
                 for c in certs {
                     roots.add(c).map_err(|e| {
@@ -427,5 +439,255 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, _: Uri) -> Self::Future {
         let dialer = self.0.clone();
         Box::pin(async move { dialer.dial().await.map(TokioIo::new) })
+    }
+}
+
+/// What went wrong talking to the engine, as far as the fix is concerned,
+/// read from the error's chain (rustls, I/O and hyper errors by type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// A TLS hello was answered with something that is not TLS (plain HTTP).
+    NotTls,
+    /// The engine's certificate is not signed by a trusted CA.
+    UnknownIssuer,
+    /// The engine's certificate is for other names.
+    WrongName,
+    /// The engine's certificate has expired or is not valid yet.
+    Expired,
+    /// The engine's certificate is unusable for another reason.
+    BadCertificate,
+    /// The engine refused the TLS client (a certificate alert).
+    ClientRefused,
+    /// The connection ended before an answer (on TLS: without an alert).
+    Closed,
+    /// The answer is not HTTP.
+    NotHttp,
+    /// A plain HTTP request was answered with 400 (a TLS-only port does that).
+    BadRequest,
+    /// Nothing listens there.
+    Refused,
+    /// No such socket.
+    NoSocket,
+    /// No permission to use the socket.
+    PermissionDenied,
+    Other,
+}
+
+impl Failure {
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Failure {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as R};
+        let mut next = Some(e);
+        while let Some(err) = next {
+            let io = err.downcast_ref::<io::Error>();
+            let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+                io.and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            });
+            if let Some(tls) = tls {
+                return match tls {
+                    R::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                        Failure::NotTls
+                    }
+                    R::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+                        Failure::UnknownIssuer
+                    }
+                    R::InvalidCertificate(
+                        C::NotValidForName | C::NotValidForNameContext { .. },
+                    ) => Failure::WrongName,
+                    R::InvalidCertificate(
+                        C::Expired
+                        | C::ExpiredContext { .. }
+                        | C::NotValidYet
+                        | C::NotValidYetContext { .. },
+                    ) => Failure::Expired,
+                    R::InvalidCertificate(_) => Failure::BadCertificate,
+                    R::AlertReceived(
+                        A::CertificateRequired
+                        | A::BadCertificate
+                        | A::UnsupportedCertificate
+                        | A::CertificateRevoked
+                        | A::CertificateExpired
+                        | A::CertificateUnknown
+                        | A::UnknownCA
+                        | A::AccessDenied
+                        | A::DecryptError
+                        | A::HandshakeFailure,
+                    ) => Failure::ClientRefused,
+                    _ => Failure::Other,
+                };
+            }
+            if let Some(io) = io {
+                match io.kind() {
+                    io::ErrorKind::ConnectionRefused => return Failure::Refused,
+                    io::ErrorKind::NotFound => return Failure::NoSocket,
+                    io::ErrorKind::PermissionDenied => return Failure::PermissionDenied,
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+                        return Failure::Closed;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(h) = err.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() {
+                    return Failure::Closed;
+                }
+                if h.is_parse() {
+                    return Failure::NotHttp;
+                }
+            }
+            next = err.source();
+        }
+        Failure::Other
+    }
+}
+
+/// The innermost cause of a failed request, without the HTTP client's
+/// wrapping (`client error (Connect)`, `connection error`).
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    let text = last.to_string();
+    // rustls points at its manual for a TLS connection closed without close_notify.
+    match text.split_once(": https://") {
+        Some((before, _)) => before.to_string(),
+        None => text,
+    }
+}
+
+/// The first line of a response body, briefly (what arrived before the
+/// connection ended, within two seconds), or nothing.
+pub async fn first_line(mut body: hyper::body::Incoming) -> String {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while bytes.len() < 4096 {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes.extend_from_slice(data);
+                }
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_error(e: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn failures_are_read_by_type() {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as R};
+        for (e, want) in [
+            (
+                tls_error(R::AlertReceived(A::CertificateRequired)),
+                Failure::ClientRefused,
+            ),
+            (
+                tls_error(R::AlertReceived(A::BadCertificate)),
+                Failure::ClientRefused,
+            ),
+            (
+                tls_error(R::InvalidCertificate(C::UnknownIssuer)),
+                Failure::UnknownIssuer,
+            ),
+            (
+                tls_error(R::InvalidCertificate(C::NotValidForName)),
+                Failure::WrongName,
+            ),
+            (
+                tls_error(R::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType,
+                )),
+                Failure::NotTls,
+            ),
+            (
+                io::Error::from(io::ErrorKind::ConnectionRefused),
+                Failure::Refused,
+            ),
+            (io::Error::from(io::ErrorKind::NotFound), Failure::NoSocket),
+        ] {
+            // As the HTTP client wraps it: an error whose source is the I/O error.
+            #[derive(Debug)]
+            struct Wrapped(io::Error);
+            impl std::fmt::Display for Wrapped {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("client error (Connect)")
+                }
+            }
+            impl std::error::Error for Wrapped {
+                fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                    Some(&self.0)
+                }
+            }
+            let text = e.to_string();
+            let wrapped = Wrapped(e);
+            assert_eq!(Failure::of(&wrapped), want, "{text}");
+            assert_eq!(root_cause(&wrapped), text);
+        }
+    }
+
+    #[test]
+    fn root_cause_drops_the_manual_link() {
+        let e = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: \
+             https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+        );
+        assert_eq!(
+            root_cause(&e),
+            "peer closed connection without sending TLS close_notify"
+        );
+        assert_eq!(Failure::of(&e), Failure::Closed);
+    }
+
+    #[test]
+    fn ssh_arguments_are_the_docker_clis() {
+        assert_eq!(
+            ssh_args(Some("me"), "build.example", Some(2222), Some("/run/d.sock")),
+            [
+                "-l",
+                "me",
+                "-p",
+                "2222",
+                "-o",
+                "ConnectTimeout=30",
+                "-o",
+                "BatchMode=yes",
+                "-T",
+                "--",
+                "build.example",
+                "docker --host=unix:///run/d.sock system dial-stdio"
+            ]
+        );
+        assert_eq!(
+            ssh_args(None, "h", None, None),
+            [
+                "-o",
+                "ConnectTimeout=30",
+                "-o",
+                "BatchMode=yes",
+                "-T",
+                "--",
+                "h",
+                "docker system dial-stdio"
+            ]
+        );
     }
 }

@@ -107,8 +107,6 @@ impl Engine {
             bollard::API_DEFAULT_VERSION,
         )
         .map_err(|e| Error::internal(format!("engine client: {e}")))?;
-        let http: Client<Connector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(connector);
         // One message: where the engine was looked for, what went wrong (for
         // ssh, what ssh said), and what to try.
         let unreachable = async |cause: String, failure: transport::Failure| {
@@ -119,18 +117,15 @@ impl Engine {
                 ssh.map(|s| s.message).unwrap_or(cause)
             ))
         };
-        let ping = match http
-            .request(
-                hyper::Request::get("http://docker/_ping")
-                    .body(Full::default())
-                    .expect("a valid request"),
-            )
-            .await
-        {
+        let ping = hyper::Request::get("/_ping")
+            .header("Host", "docker")
+            .body(Full::<Bytes>::default())
+            .expect("a valid request");
+        let ping = match transport::request(&dialer, ping).await {
             Ok(ping) => ping,
             Err(e) => {
-                let failure = transport::Failure::of(&e);
-                return Err(unreachable(transport::root_cause(&e), failure).await);
+                let failure = transport::Failure::of(&*e);
+                return Err(unreachable(transport::root_cause(&*e), failure).await);
             }
         };
         let kind = if ping.headers().contains_key("libpod-api-version") {

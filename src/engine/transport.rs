@@ -556,6 +556,34 @@ pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     }
 }
 
+/// Sends one request on a connection of its own. A failure is the
+/// connection's own error (a TLS alert, ssh ending, a reset) rather than a
+/// pooled client's "connection was not ready": with TLS 1.3 an engine
+/// refuses a client certificate only after the handshake, and its alert may
+/// end the connection before the request is written.
+pub async fn request<B>(
+    dialer: &Dialer,
+    request: hyper::Request<B>,
+) -> std::result::Result<hyper::Response<hyper::body::Incoming>, BoxError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let stream = dialer.dial().await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    match sender.send_request(request).await {
+        Ok(response) => Ok(response),
+        Err(e) => match tokio::time::timeout(Duration::from_secs(2), conn).await {
+            Ok(Ok(Err(cause))) => Err(cause.into()),
+            _ => Err(e.into()),
+        },
+    }
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The first line of a response body, briefly (what arrived before the
 /// connection ended, within two seconds), or nothing.
 pub async fn first_line(mut body: hyper::body::Incoming) -> String {

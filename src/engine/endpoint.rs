@@ -13,6 +13,9 @@ use crate::error::{Error, Result};
 
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 
+/// The source of an endpoint named by the `DOCKER_HOST` variable.
+const DOCKER_HOST: &str = "DOCKER_HOST";
+
 /// How to reach an engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
@@ -43,6 +46,9 @@ pub struct Tls {
     pub identity: Option<(PathBuf, PathBuf)>,
     /// Whether the server's certificate is verified.
     pub verify: bool,
+    /// The directory the files were looked for in (`DOCKER_CERT_PATH`, the
+    /// config directory, or a context's TLS directory), for messages.
+    pub dir: Option<PathBuf>,
 }
 
 /// An engine address and where it came from, for messages.
@@ -53,6 +59,14 @@ pub struct Endpoint {
     pub source: String,
     /// The address as written (`tcp://host:2376`).
     pub host: String,
+}
+
+impl Endpoint {
+    /// Whether `DOCKER_HOST` named it (so TLS settings come from
+    /// `DOCKER_TLS_VERIFY`, `DOCKER_TLS` and `DOCKER_CERT_PATH`).
+    pub fn from_docker_host(&self) -> bool {
+        self.source == DOCKER_HOST
+    }
 }
 
 impl fmt::Display for Endpoint {
@@ -99,16 +113,24 @@ pub fn resolve(env: &Env) -> Result<Endpoint> {
         let tls = env_tls(env);
         return Ok(Endpoint {
             address: parse_host(host, tls)?,
-            source: "DOCKER_HOST".into(),
+            source: DOCKER_HOST.into(),
             host: host.clone(),
         });
     }
     let context = match &env.docker_context {
-        Some(name) => Some((name.clone(), "DOCKER_CONTEXT")),
-        None => current_context(&env.config_dir)?.map(|n| (n, "currentContext")),
+        Some(name) => Some((name.clone(), "DOCKER_CONTEXT".to_string())),
+        None => current_context(&env.config_dir)?.map(|n| {
+            let config = env.config_dir.join("config.json");
+            (
+                n,
+                format!("currentContext in {}", crate::paths::Shown(&config)),
+            )
+        }),
     };
     match context {
-        Some((name, _)) if name != "default" => context_endpoint(&env.config_dir, &name),
+        Some((name, origin)) if name != "default" => {
+            context_endpoint(&env.config_dir, &name, &origin)
+        }
         _ => Ok(Endpoint {
             address: Address::Unix(PathBuf::from(DEFAULT_SOCKET)),
             source: "the default socket".into(),
@@ -137,6 +159,7 @@ fn tls_files(dir: &Path, verify: bool) -> Tls {
         ca: Some(dir.join("ca.pem")).filter(|p| p.exists() || verify),
         identity: (cert.exists() && key.exists()).then_some((cert, key)),
         verify,
+        dir: Some(dir.to_path_buf()),
     }
 }
 
@@ -167,6 +190,7 @@ pub fn parse_host(host: &str, tls: Option<Tls>) -> Result<Address> {
                     ca: None,
                     identity: None,
                     verify: true,
+                    dir: None,
                 }),
                 (_, tls) => tls,
             };
@@ -267,15 +291,16 @@ struct ContextEndpoint {
 }
 
 /// The docker endpoint of the named context: `contexts/meta/<sha256(name)>/meta.json`,
-/// with TLS material under `contexts/tls/<sha256(name)>/docker/`.
-fn context_endpoint(config_dir: &Path, name: &str) -> Result<Endpoint> {
+/// with TLS material under `contexts/tls/<sha256(name)>/docker/`. `origin`
+/// says where the name came from (`DOCKER_CONTEXT`, `currentContext in …`).
+fn context_endpoint(config_dir: &Path, name: &str, origin: &str) -> Result<Endpoint> {
     let digest = hex(&Sha256::digest(name.as_bytes()));
     let contexts = config_dir.join("contexts");
     let meta_path = contexts.join("meta").join(&digest).join("meta.json");
     let text = std::fs::read_to_string(&meta_path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             Error::user(format!(
-                "docker context \"{name}\" not found (no {}); list contexts with `docker context ls`",
+                "docker context \"{name}\" not found (no {}; the name comes from {origin}); list contexts with `docker context ls`",
                 crate::paths::Shown(&meta_path)
             ))
         } else {
@@ -302,7 +327,7 @@ fn context_endpoint(config_dir: &Path, name: &str) -> Result<Endpoint> {
     });
     Ok(Endpoint {
         address: parse_host(&host, tls)?,
-        source: format!("docker context \"{name}\""),
+        source: format!("docker context \"{name}\" from {origin}"),
         host,
     })
 }
@@ -401,7 +426,13 @@ mod tests {
 
         let e = resolve(&env(d)).unwrap();
         assert_eq!(e.address, Address::Unix("/tmp/other.sock".into()));
-        assert_eq!(e.source, "docker context \"other\"");
+        assert_eq!(
+            e.source,
+            format!(
+                "docker context \"other\" from currentContext in {}",
+                d.join("config.json").display()
+            )
+        );
 
         let mut with_context = env(d);
         with_context.docker_context = Some("remote".into());

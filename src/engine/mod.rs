@@ -108,39 +108,55 @@ impl Engine {
             bollard::API_DEFAULT_VERSION,
         )
         .map_err(|e| Error::internal(format!("engine client: {e}")))?;
-        let http: Client<Connector, Full<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(connector);
-        let unreachable = |cause: String| {
-            let ssh = dialer
-                .ssh_error()
-                .map(|s| format!(": ssh said: {s}"))
-                .unwrap_or_default();
+        // One message: where the engine was looked for, what went wrong (for
+        // ssh, what ssh said), and what to try.
+        let unreachable = async |cause: String, failure: transport::Failure| {
+            let ssh = dialer.ssh_failure().await;
+            let hint = hint(failure, &endpoint, ssh.as_ref());
             Error::user(format!(
-                "cannot reach the Docker engine at {endpoint}: {cause}{ssh}{}",
-                hint(&cause, &endpoint)
+                "cannot reach the Docker engine at {endpoint}: {}{hint}",
+                ssh.map(|s| s.message).unwrap_or(cause)
             ))
         };
-        let ping = http
-            .request(
-                hyper::Request::get("http://docker/_ping")
-                    .body(Full::default())
-                    .expect("a valid request"),
-            )
-            .await
-            .map_err(|e| unreachable(crate::error::chain(&e)))?;
-        let headers = ping.headers();
-        let kind = if headers.contains_key("libpod-api-version") {
+        let ping = hyper::Request::get("/_ping")
+            .header("Host", "docker")
+            .body(Full::<Bytes>::default())
+            .expect("a valid request");
+        let ping = match transport::request(&dialer, ping).await {
+            Ok(ping) => ping,
+            Err(e) => {
+                let failure = transport::Failure::of(&*e);
+                return Err(unreachable(transport::root_cause(&*e), failure).await);
+            }
+        };
+        let kind = if ping.headers().contains_key("libpod-api-version") {
             Kind::Podman
         } else {
             Kind::Docker
         };
         if !ping.status().is_success() {
-            return Err(unreachable(format!("the ping answered {}", ping.status())));
+            let status = ping.status();
+            // The body says why: Go's TLS ports answer plain HTTP with a sentence.
+            let said = transport::first_line(ping.into_body()).await;
+            let failure = if status == hyper::StatusCode::BAD_REQUEST {
+                transport::Failure::BadRequest
+            } else {
+                transport::Failure::Other
+            };
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            };
+            return Err(unreachable(format!("the ping answered {status}{said}"), failure).await);
         }
-        let docker = docker
-            .negotiate_version()
-            .await
-            .map_err(|e| unreachable(crate::error::chain(&e)))?;
+        let docker = match docker.negotiate_version().await {
+            Ok(docker) => docker,
+            Err(e) => {
+                let failure = transport::Failure::of(&e);
+                return Err(unreachable(crate::error::chain(&e), failure).await);
+            }
+        };
         let api_version = docker.client_version().to_string();
         Ok(Engine {
             docker,
@@ -297,28 +313,126 @@ impl PushError {
     }
 }
 
-/// What to try when an engine cannot be reached, judged from the cause.
-fn hint(cause: &str, endpoint: &Endpoint) -> &'static str {
+/// What to try when an engine cannot be reached, judged from the failure
+/// and the address (naming the files and variables to fix), or nothing.
+/// `ssh`: how the `ssh` process failed, if it did (its message says why).
+fn hint(
+    failure: transport::Failure,
+    endpoint: &Endpoint,
+    ssh: Option<&transport::SshFailure>,
+) -> String {
     use endpoint::Address;
-    let tls = matches!(&endpoint.address, Address::Tcp { tls: Some(_), .. });
-    if cause.contains("InvalidContentType") || cause.contains("corrupt message") {
-        " (the engine does not speak TLS on this port: unset DOCKER_TLS_VERIFY, or use its TLS port)"
-    } else if !tls
-        && (cause.contains("invalid HTTP version")
-            || cause.contains("connection closed before message completed"))
-        && matches!(&endpoint.address, Address::Tcp { .. })
-    {
-        " (the engine may expect TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH)"
-    } else if cause.contains("UnknownIssuer") || cause.contains("invalid peer certificate") {
-        " (the engine's certificate is not signed by the CA in DOCKER_CERT_PATH/ca.pem)"
-    } else if cause.contains("alert")
-        && (cause.contains("Certificate") || cause.contains("UnknownCA"))
-    {
-        " (the engine refused the client certificate: check cert.pem and key.pem in DOCKER_CERT_PATH)"
-    } else if matches!(&endpoint.address, Address::Unix(_)) {
-        " (is dockerd running? set DOCKER_HOST or DOCKER_CONTEXT to use another engine)"
+    use transport::Failure as F;
+    let from_env = endpoint.from_docker_host();
+    let shown = |p: &std::path::Path| crate::paths::Shown(p).to_string();
+    let text = match &endpoint.address {
+        Address::Tcp { tls: Some(tls), .. } => {
+            let files = match (&tls.dir, from_env) {
+                (Some(dir), true) => format!("{} (DOCKER_CERT_PATH)", shown(dir)),
+                (Some(dir), false) => format!("the context's TLS directory {}", shown(dir)),
+                (None, _) => {
+                    "the directory DOCKER_CERT_PATH names (with DOCKER_TLS_VERIFY=1)".to_string()
+                }
+            };
+            match failure {
+                F::NotTls if from_env => "the engine does not speak TLS on this port: \
+                    unset DOCKER_TLS_VERIFY and DOCKER_TLS, or use its TLS port"
+                    .to_string(),
+                F::NotTls => format!(
+                    "the engine does not speak TLS on this port, but the context has TLS \
+                     settings ({files}): use the engine's TLS port"
+                ),
+                F::UnknownIssuer => match &tls.ca {
+                    Some(ca) => format!(
+                        "the engine's certificate is not signed by the CA in {}",
+                        shown(ca)
+                    ),
+                    None => format!(
+                        "the engine's certificate is not signed by a CA this system trusts: \
+                         put the engine's CA certificate as ca.pem in {files}"
+                    ),
+                },
+                F::WrongName => "the engine's certificate does not name this host: \
+                    use a host name or IP address that it names"
+                    .to_string(),
+                F::Expired => "the engine's certificate has expired or is not valid yet: \
+                    check its dates and this machine's clock"
+                    .to_string(),
+                F::ClientRefused | F::Closed => {
+                    let maybe = if failure == F::Closed {
+                        "may have "
+                    } else {
+                        ""
+                    };
+                    match &tls.identity {
+                        None => format!(
+                            "the engine {maybe}refused to talk without a client certificate: \
+                             put cert.pem and key.pem in {files}"
+                        ),
+                        Some((cert, _)) => format!(
+                            "the engine {maybe}refused the client certificate {}: \
+                             it must be signed by a CA the engine trusts",
+                            shown(cert)
+                        ),
+                    }
+                }
+                _ => String::new(),
+            }
+        }
+        Address::Tcp { tls: None, .. } => match failure {
+            F::BadRequest | F::Closed | F::NotHttp if from_env => {
+                "the engine may expect TLS on this port: set DOCKER_TLS_VERIFY=1 and \
+                 DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem"
+                    .to_string()
+            }
+            F::BadRequest | F::Closed | F::NotHttp => {
+                "the engine may expect TLS on this port: give the context the engine's CA \
+                 and a client certificate (docker context update --docker \
+                 \"host=…,ca=…,cert=…,key=…\")"
+                    .to_string()
+            }
+            _ => String::new(),
+        },
+        Address::Ssh {
+            user,
+            host,
+            port,
+            socket,
+        } => {
+            let command = transport::ssh_args(user.as_deref(), host, *port, socket.as_deref())
+                .iter()
+                .map(|a| match a.contains(' ') {
+                    true => format!("'{a}'"),
+                    false => a.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            match ssh {
+                Some(s) if s.connection => format!(
+                    "tagsmith ran `ssh {command}`: it must connect and log in without a prompt"
+                ),
+                Some(_) => format!(
+                    "tagsmith ran `ssh {command}`: the host needs Docker 18.09 or later, \
+                     and access to its engine"
+                ),
+                None => format!(
+                    "the host did not answer with the Engine API: \
+                     check that `ssh {command}` works"
+                ),
+            }
+        }
+        Address::Unix(_) => match failure {
+            F::PermissionDenied => "no permission to use the socket: \
+                run as a member of its group (usually docker) or as root"
+                .to_string(),
+            _ => "is dockerd running? set DOCKER_HOST or DOCKER_CONTEXT to use another engine"
+                .to_string(),
+        },
+    };
+    if text.is_empty() {
+        text
     } else {
-        ""
+        format!(" ({text})")
     }
 }
 

@@ -9,6 +9,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper::Uri;
 use hyper_util::client::legacy::connect::{Connected, Connection};
@@ -63,8 +64,8 @@ impl Connection for Stream {
 pub struct Dialer {
     address: Address,
     tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
-    /// What the last `ssh` process said on stderr, for error messages.
-    ssh_stderr: Arc<Mutex<Vec<u8>>>,
+    /// The last `ssh` process started, for error messages.
+    ssh_last: Mutex<Option<Arc<SshProcess>>>,
 }
 
 impl Dialer {
@@ -82,14 +83,17 @@ impl Dialer {
                         endpoint.host
                     ))
                 })?;
-                Some((Arc::new(client_config(tls)?), name))
+                Some((
+                    Arc::new(client_config(tls, endpoint.from_docker_host())?),
+                    name,
+                ))
             }
             _ => None,
         };
         Ok(Dialer {
             address: endpoint.address.clone(),
             tls,
-            ssh_stderr: Arc::default(),
+            ssh_last: Mutex::default(),
         })
     }
 
@@ -129,18 +133,139 @@ impl Dialer {
         port: Option<u16>,
         socket: Option<&str>,
     ) -> io::Result<Stream> {
-        let mut cmd = tokio::process::Command::new("ssh");
-        if let Some(u) = user {
-            cmd.args(["-l", u]);
-        }
-        if let Some(p) = port {
-            cmd.args(["-p", &p.to_string()]);
-        }
-        let remote = match socket {
-            Some(path) => format!("docker --host=unix://{path} system dial-stdio"),
-            None => "docker system dial-stdio".to_string(),
+        let mut child = tokio::process::Command::new("ssh")
+            .args(ssh_args(user, host, port, socket))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot run ssh: {e} (is the OpenSSH client installed?)"),
+                )
+            })?;
+        let (stdin, stdout, mut stderr) = (
+            child.stdin.take().expect("piped"),
+            child.stdout.take().expect("piped"),
+            child.stderr.take().expect("piped"),
+        );
+        let (status_tx, status) = tokio::sync::watch::channel(None);
+        let process = Arc::new(SshProcess {
+            stderr: Mutex::default(),
+            status,
+        });
+        *self.ssh_last.lock().unwrap() = Some(process.clone());
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        // Owns the process: collects its stderr and its exit status, and
+        // kills it when the connection is dropped.
+        tokio::spawn(async move {
+            let read = async {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stderr.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    process.stderr.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            };
+            let wait = async {
+                tokio::select! {
+                    status = child.wait() => status,
+                    _ = killed => {
+                        // Its stdin is closed now: let it end by itself (and
+                        // say why it failed), as the docker CLI does, then kill it.
+                        match tokio::time::timeout(Duration::from_secs(3), child.wait()).await {
+                            Ok(status) => status,
+                            Err(_) => {
+                                let _ = child.start_kill();
+                                child.wait().await
+                            }
+                        }
+                    }
+                }
+            };
+            let (_, status) = tokio::join!(read, wait);
+            let _ = status_tx.send(Some(status.ok()));
+        });
+        Ok(Stream(Box::new(SshStream {
+            _kill: kill,
+            io: tokio::io::join(stdout, stdin),
+        })))
+    }
+
+    /// Why the last `ssh` process failed, if it did: its exit status and what
+    /// it said on stderr. Waits a little for it to end (its stdout closes
+    /// before it has exited and before its stderr has been read).
+    pub async fn ssh_failure(&self) -> Option<SshFailure> {
+        let process = self.ssh_last.lock().unwrap().clone()?;
+        let mut status = process.status.clone();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(4), status.wait_for(Option::is_some)).await;
+        let status = *status.borrow();
+        let said = String::from_utf8_lossy(&process.stderr.lock().unwrap())
+            .trim()
+            .replace('\n', " ")
+            .replace('\r', "");
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!(": {said}")
         };
-        cmd.args([
+        match status.flatten() {
+            Some(status) if !status.success() => {
+                use std::os::unix::process::ExitStatusExt;
+                let how = match (status.code(), status.signal()) {
+                    (Some(code), _) => format!("exit status {code}"),
+                    (None, Some(signal)) => format!("signal {signal}"),
+                    (None, None) => status.to_string(),
+                };
+                Some(SshFailure {
+                    message: format!("ssh failed ({how}){said}"),
+                    connection: status.code() == Some(255),
+                })
+            }
+            _ if !said.is_empty() => Some(SshFailure {
+                message: format!("ssh said{said}"),
+                connection: false,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// How an `ssh` process failed.
+pub struct SshFailure {
+    /// `ssh failed (exit status 255): <what it said>`.
+    pub message: String,
+    /// Whether ssh itself failed (exit status 255: connecting, logging in),
+    /// not the command it ran.
+    pub connection: bool,
+}
+
+/// The `ssh` arguments for an engine, as the docker CLI passes them (plus
+/// `BatchMode`: a connection never waits for a password prompt).
+pub fn ssh_args(
+    user: Option<&str>,
+    host: &str,
+    port: Option<u16>,
+    socket: Option<&str>,
+) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(u) = user {
+        args.extend(["-l".to_string(), u.to_string()]);
+    }
+    if let Some(p) = port {
+        args.extend(["-p".to_string(), p.to_string()]);
+    }
+    let remote = match socket {
+        Some(path) => format!("docker --host=unix://{path} system dial-stdio"),
+        None => "docker system dial-stdio".to_string(),
+    };
+    args.extend(
+        [
             "-o",
             "ConnectTimeout=30",
             "-o",
@@ -148,50 +273,23 @@ impl Dialer {
             "-T",
             "--",
             host,
-            &remote,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot run ssh: {e} (is the OpenSSH client installed?)"),
-            )
-        })?;
-        let (stdin, stdout, stderr) = (
-            child.stdin.take().expect("piped"),
-            child.stdout.take().expect("piped"),
-            child.stderr.take().expect("piped"),
-        );
-        let sink = self.ssh_stderr.clone();
-        tokio::spawn(async move {
-            use tokio::io::AsyncReadExt;
-            let mut stderr = stderr;
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf).await;
-            if !buf.is_empty() {
-                *sink.lock().unwrap() = buf;
-            }
-        });
-        Ok(Stream(Box::new(SshStream {
-            _child: child,
-            io: tokio::io::join(stdout, stdin),
-        })))
-    }
+        ]
+        .map(String::from),
+    );
+    args.push(remote);
+    args
+}
 
-    /// The last thing `ssh` said on stderr, trimmed, if anything.
-    pub fn ssh_error(&self) -> Option<String> {
-        let text = String::from_utf8_lossy(&self.ssh_stderr.lock().unwrap())
-            .trim()
-            .to_string();
-        (!text.is_empty()).then_some(text)
-    }
+/// One `ssh` process: what it said on stderr, and its exit status once it
+/// has ended (`Some(None)` if waiting for it failed).
+struct SshProcess {
+    stderr: Mutex<Vec<u8>>,
+    status: tokio::sync::watch::Receiver<Option<Option<std::process::ExitStatus>>>,
 }
 
 struct SshStream {
-    _child: tokio::process::Child,
+    /// Dropping it ends the process.
+    _kill: tokio::sync::oneshot::Sender<()>,
     io: tokio::io::Join<tokio::process::ChildStdout, tokio::process::ChildStdin>,
 }
 
@@ -222,8 +320,9 @@ impl AsyncWrite for SshStream {
 }
 
 /// rustls settings as the docker CLI uses them: `ca.pem` as the only root
-/// when given (else the system's), the client pair when given.
-fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
+/// when given (else the system's), the client pair when given. `from_env`:
+/// the settings come from `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`.
+fn client_config(tls: &Tls, from_env: bool) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -236,6 +335,14 @@ fn client_config(tls: &Tls) -> Result<rustls::ClientConfig> {
         let mut roots = rustls::RootCertStore::empty();
         match &tls.ca {
             Some(ca) => {
+                if !ca.exists() && from_env {
+                    return Err(Error::user(format!(
+                        "{}: not found; with DOCKER_TLS_VERIFY set, the engine's CA \
+                         certificate must be there (set DOCKER_CERT_PATH to the directory \
+                         holding ca.pem, cert.pem and key.pem)",
+                        crate::paths::Shown(ca)
+                    )));
+                }
                 let certs = read_certs(ca)?;
                 for c in certs {
                     roots.add(c).map_err(|e| {
@@ -332,5 +439,283 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, _: Uri) -> Self::Future {
         let dialer = self.0.clone();
         Box::pin(async move { dialer.dial().await.map(TokioIo::new) })
+    }
+}
+
+/// What went wrong talking to the engine, as far as the fix is concerned,
+/// read from the error's chain (rustls, I/O and hyper errors by type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// A TLS hello was answered with something that is not TLS (plain HTTP).
+    NotTls,
+    /// The engine's certificate is not signed by a trusted CA.
+    UnknownIssuer,
+    /// The engine's certificate is for other names.
+    WrongName,
+    /// The engine's certificate has expired or is not valid yet.
+    Expired,
+    /// The engine's certificate is unusable for another reason.
+    BadCertificate,
+    /// The engine refused the TLS client (a certificate alert).
+    ClientRefused,
+    /// The connection ended before an answer (on TLS: without an alert).
+    Closed,
+    /// The answer is not HTTP.
+    NotHttp,
+    /// A plain HTTP request was answered with 400 (a TLS-only port does that).
+    BadRequest,
+    /// Nothing listens there.
+    Refused,
+    /// No such socket.
+    NoSocket,
+    /// No permission to use the socket.
+    PermissionDenied,
+    Other,
+}
+
+impl Failure {
+    pub fn of(e: &(dyn std::error::Error + 'static)) -> Failure {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as R};
+        let mut next = Some(e);
+        while let Some(err) = next {
+            let io = err.downcast_ref::<io::Error>();
+            let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+                io.and_then(|io| io.get_ref())
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            });
+            if let Some(tls) = tls {
+                return match tls {
+                    R::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => {
+                        Failure::NotTls
+                    }
+                    R::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+                        Failure::UnknownIssuer
+                    }
+                    R::InvalidCertificate(
+                        C::NotValidForName | C::NotValidForNameContext { .. },
+                    ) => Failure::WrongName,
+                    R::InvalidCertificate(
+                        C::Expired
+                        | C::ExpiredContext { .. }
+                        | C::NotValidYet
+                        | C::NotValidYetContext { .. },
+                    ) => Failure::Expired,
+                    R::InvalidCertificate(_) => Failure::BadCertificate,
+                    R::AlertReceived(
+                        A::CertificateRequired
+                        | A::BadCertificate
+                        | A::UnsupportedCertificate
+                        | A::CertificateRevoked
+                        | A::CertificateExpired
+                        | A::CertificateUnknown
+                        | A::UnknownCA
+                        | A::AccessDenied
+                        | A::DecryptError
+                        | A::HandshakeFailure,
+                    ) => Failure::ClientRefused,
+                    _ => Failure::Other,
+                };
+            }
+            if let Some(io) = io {
+                match io.kind() {
+                    io::ErrorKind::ConnectionRefused => return Failure::Refused,
+                    io::ErrorKind::NotFound => return Failure::NoSocket,
+                    io::ErrorKind::PermissionDenied => return Failure::PermissionDenied,
+                    io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => {
+                        return Failure::Closed;
+                    }
+                    _ => {}
+                }
+            }
+            if let Some(h) = err.downcast_ref::<hyper::Error>() {
+                if h.is_incomplete_message() {
+                    return Failure::Closed;
+                }
+                if h.is_parse() {
+                    return Failure::NotHttp;
+                }
+            }
+            next = err.source();
+        }
+        Failure::Other
+    }
+}
+
+/// The innermost cause of a failed request, without the HTTP client's
+/// wrapping (`client error (Connect)`, `connection error`).
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = e;
+    while let Some(next) = last.source() {
+        last = next;
+    }
+    let text = last.to_string();
+    // rustls points at its manual for a TLS connection closed without close_notify.
+    match text.split_once(": https://") {
+        Some((before, _)) => before.to_string(),
+        None => text,
+    }
+}
+
+/// Sends one request on a connection of its own. A failure is the
+/// connection's own error (a TLS alert, ssh ending, a reset) rather than a
+/// pooled client's "connection was not ready": with TLS 1.3 an engine
+/// refuses a client certificate only after the handshake, and its alert may
+/// end the connection before the request is written.
+pub async fn request<B>(
+    dialer: &Dialer,
+    request: hyper::Request<B>,
+) -> std::result::Result<hyper::Response<hyper::body::Incoming>, BoxError>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    let stream = dialer.dial().await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    match sender.send_request(request).await {
+        Ok(response) => Ok(response),
+        Err(e) => match tokio::time::timeout(Duration::from_secs(2), conn).await {
+            Ok(Ok(Err(cause))) => Err(cause.into()),
+            _ => Err(e.into()),
+        },
+    }
+}
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The first line of a response body, briefly (what arrived before the
+/// connection ended, within two seconds), or nothing.
+pub async fn first_line(mut body: hyper::body::Incoming) -> String {
+    use http_body_util::BodyExt;
+    let mut bytes = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while bytes.len() < 4096 {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    bytes.extend_from_slice(data);
+                }
+            }
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls_error(e: rustls::Error) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, e)
+    }
+
+    #[test]
+    fn failures_are_read_by_type() {
+        use rustls::{AlertDescription as A, CertificateError as C, Error as R};
+        for (e, want) in [
+            (
+                tls_error(R::AlertReceived(A::CertificateRequired)),
+                Failure::ClientRefused,
+            ),
+            (
+                tls_error(R::AlertReceived(A::BadCertificate)),
+                Failure::ClientRefused,
+            ),
+            (
+                tls_error(R::InvalidCertificate(C::UnknownIssuer)),
+                Failure::UnknownIssuer,
+            ),
+            (
+                tls_error(R::InvalidCertificate(C::NotValidForName)),
+                Failure::WrongName,
+            ),
+            (
+                tls_error(R::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType,
+                )),
+                Failure::NotTls,
+            ),
+            (
+                io::Error::from(io::ErrorKind::ConnectionRefused),
+                Failure::Refused,
+            ),
+            (io::Error::from(io::ErrorKind::NotFound), Failure::NoSocket),
+        ] {
+            // As the HTTP client wraps it: an error whose source is the I/O error.
+            #[derive(Debug)]
+            struct Wrapped(io::Error);
+            impl std::fmt::Display for Wrapped {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("client error (Connect)")
+                }
+            }
+            impl std::error::Error for Wrapped {
+                fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                    Some(&self.0)
+                }
+            }
+            let text = e.to_string();
+            let wrapped = Wrapped(e);
+            assert_eq!(Failure::of(&wrapped), want, "{text}");
+            assert_eq!(root_cause(&wrapped), text);
+        }
+    }
+
+    #[test]
+    fn root_cause_drops_the_manual_link() {
+        let e = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "peer closed connection without sending TLS close_notify: \
+             https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+        );
+        assert_eq!(
+            root_cause(&e),
+            "peer closed connection without sending TLS close_notify"
+        );
+        assert_eq!(Failure::of(&e), Failure::Closed);
+    }
+
+    #[test]
+    fn ssh_arguments_are_the_docker_clis() {
+        assert_eq!(
+            ssh_args(Some("me"), "build.example", Some(2222), Some("/run/d.sock")),
+            [
+                "-l",
+                "me",
+                "-p",
+                "2222",
+                "-o",
+                "ConnectTimeout=30",
+                "-o",
+                "BatchMode=yes",
+                "-T",
+                "--",
+                "build.example",
+                "docker --host=unix:///run/d.sock system dial-stdio"
+            ]
+        );
+        assert_eq!(
+            ssh_args(None, "h", None, None),
+            [
+                "-o",
+                "ConnectTimeout=30",
+                "-o",
+                "BatchMode=yes",
+                "-T",
+                "--",
+                "h",
+                "docker system dial-stdio"
+            ]
+        );
     }
 }

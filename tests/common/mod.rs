@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: real files in temp dirs, the real binary.
 #![allow(dead_code)]
 
+pub mod engines;
 pub mod infra;
 
 use std::fs;

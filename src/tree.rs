@@ -141,7 +141,7 @@ impl Commit {
         let local = self.repo.to_thread_local();
         let tree = local
             .find_commit(id)
-            .and_then(|c| c.tree_id().map(|t| t.detach()).map_err(Into::into))
+            .and_then(|c| c.tree_id().map(|t| t.detach()))
             .map_err(|e| Error::user(format!("commit {id}: {e}")))?;
         Ok(Commit {
             id,

@@ -7,12 +7,13 @@ use std::path::PathBuf;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
 
-use crate::commands::{Report, build, explain, graph, init, lock, plan, render, tags};
+use crate::commands::{Report, build, cleanup, explain, graph, init, lock, plan, render, tags};
 use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::project::config::BuilderKind;
 use crate::secrets;
 use crate::shell::{Shell, Verbosity};
+use crate::tree::Commit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,6 +44,9 @@ pub enum Command {
         /// A `build --report` file: registry digests for --format kustomize
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// The tags a checkout of this commit would give, read from git
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
     },
     /// Show every input of a service's tag, what changed since an earlier `explain --json`, or why a path is (not) in its context
     Explain {
@@ -51,9 +55,12 @@ pub enum Command {
         /// Print JSON (save it to compare later with --against)
         #[arg(long)]
         json: bool,
-        /// An earlier `explain --json` output to compare with
-        #[arg(long, value_name = "FILE", conflicts_with = "path")]
-        against: Option<PathBuf>,
+        /// What to compare with: an earlier `explain --json` output, or a git revision
+        #[arg(long, value_name = "FILE|REV", conflicts_with = "path")]
+        against: Option<String>,
+        /// Explain the service as this commit has it, read from git
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
         /// Say why PATH is or is not in the build context (repeatable; relative to the current directory or the context)
         #[arg(long, value_name = "PATH")]
         path: Vec<PathBuf>,
@@ -94,6 +101,33 @@ pub enum Command {
         #[arg(long, num_args = 0.., value_name = "IMAGE")]
         update: Option<Vec<String>>,
     },
+    /// Delete content tags no keep rule protects from the services' repositories
+    Cleanup {
+        /// Keep the tags of this many commits of each branch (default: cleanup.keep_last, else 10)
+        #[arg(long, value_name = "N")]
+        keep_last: Option<usize>,
+        /// Branches whose last commits are kept (repeatable; default: cleanup.branches, else HEAD)
+        #[arg(long, value_name = "BRANCH")]
+        branch: Vec<String>,
+        /// Keep every image named in the files below DIR (rendered manifests, a GitOps repository)
+        #[arg(long, value_name = "DIR")]
+        keep_manifests: Vec<PathBuf>,
+        /// Keep every image reference listed in FILE (e.g. what kubectl reports running)
+        #[arg(long, value_name = "FILE")]
+        keep_file: Vec<PathBuf>,
+        /// Keep images younger than this many days (default: cleanup.min_age_days, else 7)
+        #[arg(long, value_name = "DAYS")]
+        min_age_days: Option<u64>,
+        /// List what would be deleted and kept; delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete without asking (needed without a terminal)
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Write what was deleted and kept as JSON
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Write a first tagsmith.yaml from skaffold.yaml, a compose file or the Dockerfiles found
     Init {
         /// Replace an existing tagsmith.yaml
@@ -112,6 +146,9 @@ pub enum Command {
         /// Graphviz dot format
         #[arg(long)]
         dot: bool,
+        /// The graph of this commit, read from git
+        #[arg(long, value_name = "REV")]
+        rev: Option<String>,
     },
 }
 
@@ -283,7 +320,17 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         }
         _ => {}
     }
-    let mut project = Project::open(cli.config.as_deref(), &cwd)?;
+    let rev = match &cli.command {
+        Command::Tags { rev, .. } | Command::Explain { rev, .. } | Command::Graph { rev, .. } => {
+            rev.clone()
+        }
+        _ => None,
+    };
+    let at = |rev: &str| Project::at_commit(cli.config.as_deref(), &cwd, Commit::open(&cwd, rev)?);
+    let mut project = match &rev {
+        Some(rev) => at(rev)?,
+        None => Project::open(cli.config.as_deref(), &cwd)?,
+    };
     if cli.no_stat_cache {
         project.config.stat_cache = false;
     }
@@ -295,6 +342,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             services,
             format,
             report,
+            ..
         } => {
             let options = tags::Options {
                 services,
@@ -309,12 +357,20 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             json,
             against,
             path,
+            ..
         } => finish(explain::run(
             &project,
             explain::Options {
                 service,
                 json,
-                against,
+                // A file that exists is a saved record; anything else, a revision.
+                against: match against {
+                    Some(a) if cwd.join(&a).is_file() => {
+                        Some(explain::Against::File(PathBuf::from(a)))
+                    }
+                    Some(rev) => Some(explain::Against::Project(Box::new(at(&rev)?))),
+                    None => None,
+                },
                 paths: path,
                 cwd,
             },
@@ -337,7 +393,40 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             shell,
         )?),
         Command::Build(args) => finish(build::run(&project, args.options()?, shell)?),
-        Command::Graph { dot } => finish(graph::run(&project, graph::Options { dot })?),
+        Command::Graph { dot, .. } => finish(graph::run(&project, graph::Options { dot })?),
+        Command::Cleanup {
+            keep_last,
+            branch,
+            keep_manifests,
+            keep_file,
+            min_age_days,
+            dry_run,
+            yes,
+            report,
+        } => {
+            use std::io::IsTerminal;
+            let rules = &project.config.cleanup;
+            let options = cleanup::Options {
+                keep_last: keep_last.unwrap_or(rules.keep_last),
+                branches: if branch.is_empty() {
+                    rules.branches.clone()
+                } else {
+                    branch
+                },
+                keep_manifests,
+                keep_files: keep_file,
+                min_age: std::time::Duration::from_secs(
+                    min_age_days.unwrap_or(rules.min_age_days) * 86_400,
+                ),
+                dry_run,
+                yes,
+                interactive: std::io::stdin().is_terminal() && std::io::stderr().is_terminal(),
+                report,
+                cwd: cwd.clone(),
+                config: cli.config.clone(),
+            };
+            finish(cleanup::run(&project, options, shell)?)
+        }
         Command::Plan { services, format } => finish(plan::run(
             &project,
             plan::Options {

@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 /// What a path is, in a tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    File { executable: bool },
+    File {
+        executable: bool,
+    },
     Dir,
     Symlink,
     /// A submodule: a commit of another repository.
@@ -116,7 +118,11 @@ impl Commit {
         Commit::in_repository(repo, workdir, rev)
     }
 
-    pub fn in_repository(repo: gix::ThreadSafeRepository, workdir: PathBuf, rev: &str) -> Result<Commit> {
+    pub fn in_repository(
+        repo: gix::ThreadSafeRepository,
+        workdir: PathBuf,
+        rev: &str,
+    ) -> Result<Commit> {
         let local = repo.to_thread_local();
         let bad = |e: &dyn std::fmt::Display| Error::user(format!("--rev {rev}: {e}"));
         let object = local.rev_parse_single(rev).map_err(|e| bad(&e))?;
@@ -171,7 +177,10 @@ impl Commit {
             .map_err(|e| Error::user(format!("walking {branch}: {e}")))?;
         let mut out = Vec::new();
         for info in walk.take(n) {
-            out.push(info.map_err(|e| Error::user(format!("walking {branch}: {e}")))?.id);
+            out.push(
+                info.map_err(|e| Error::user(format!("walking {branch}: {e}")))?
+                    .id,
+            );
         }
         Ok(out)
     }
@@ -202,7 +211,10 @@ impl Commit {
         match self.entry(path) {
             Some((Kind::File { .. } | Kind::Symlink, id)) => self.blob(id),
             Some(_) => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a file")),
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("not in {}", self.rev))),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("not in {}", self.rev),
+            )),
         }
     }
 
@@ -239,7 +251,8 @@ impl Commit {
             return Ok(*d);
         }
         let data = self.blob(id)?;
-        let lfs = data.len() < 1024 && data.starts_with(b"version https://git-lfs.github.com/spec/");
+        let lfs =
+            data.len() < 1024 && data.starts_with(b"version https://git-lfs.github.com/spec/");
         let answer = (*blake3::hash(&data).as_bytes(), lfs);
         self.blobs.lock().unwrap().insert(id, answer);
         Ok(answer)

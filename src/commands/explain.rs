@@ -10,18 +10,26 @@ use serde::{Deserialize, Serialize};
 
 use super::{Report, read_json};
 use crate::context::{Selection, Why};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::paths;
 use crate::project::{Hashed, Project, Service};
 
 pub struct Options {
     pub service: String,
     pub json: bool,
-    /// An earlier `explain --json` output to compare with.
-    pub against: Option<PathBuf>,
+    /// What to compare with.
+    pub against: Option<Against>,
     /// Paths to explain (relative to `cwd` or to the context).
     pub paths: Vec<PathBuf>,
     pub cwd: PathBuf,
+}
+
+/// The other side of `explain --against`.
+pub enum Against {
+    /// An earlier `explain --json` output.
+    File(PathBuf),
+    /// The same service as a commit had it (read from git).
+    Project(Box<Project>),
 }
 
 pub enum ExplainReport {
@@ -41,7 +49,20 @@ pub enum ExplainReport {
 
 pub fn run(project: &Project, options: Options) -> Result<ExplainReport> {
     let old = match &options.against {
-        Some(file) => Some(read_json::<Explain>(file, "an `explain --json` output")?),
+        Some(Against::File(file)) => {
+            Some(read_json::<Explain>(file, "an `explain --json` output")?)
+        }
+        Some(Against::Project(then)) => {
+            let name = &options.service;
+            if !then.config.services.contains_key(name) {
+                return Err(Error::user(format!(
+                    "service \"{name}\" does not exist{}",
+                    then.tree.at()
+                )));
+            }
+            let hashed = then.hash(&then.select(std::slice::from_ref(name))?)?;
+            Some(Explain::new(&then.config.services[name], &hashed[name]))
+        }
         None => None,
     };
     let order = project.select(std::slice::from_ref(&options.service))?;

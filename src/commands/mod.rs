@@ -3,6 +3,7 @@
 //! status lines, and returns a report that renders itself for stdout.
 
 pub mod build;
+pub mod cleanup;
 pub mod explain;
 pub mod graph;
 pub mod init;

@@ -20,14 +20,26 @@ pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<E
     let mut stack: Vec<String> = vec![String::new()];
     let matcher = &selection.matcher;
     while let Some(dir) = stack.pop() {
-        let path = if dir.is_empty() { root.to_path_buf() } else { root.join(&dir) };
-        let children = commit
-            .children(&path)
-            .map_err(|e| Error::user(format!("{}{}: {e}", crate::paths::Shown(&path), commit_at(commit))))?;
+        let path = if dir.is_empty() {
+            root.to_path_buf()
+        } else {
+            root.join(&dir)
+        };
+        let children = commit.children(&path).map_err(|e| {
+            Error::user(format!(
+                "{}{}: {e}",
+                crate::paths::Shown(&path),
+                commit_at(commit)
+            ))
+        })?;
         for child in children {
             let name = String::from_utf8_lossy(&child.name);
             let utf8 = std::str::from_utf8(&child.name).is_ok();
-            let rel = if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") };
+            let rel = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
             let excluded = !matcher.is_empty() && {
                 let decision = matcher.decide(&rel, decided.get(&dir).map(Vec::as_slice));
                 if child.kind == tree::Kind::Dir {
@@ -72,9 +84,13 @@ pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<E
                     }
                 }
                 tree::Kind::File { executable } => {
-                    let (digest, lfs) = commit.blob_digest(child.id).map_err(|e| Error::io(&abs, e))?;
+                    let (digest, lfs) = commit
+                        .blob_digest(child.id)
+                        .map_err(|e| Error::io(&abs, e))?;
                     if lfs {
-                        return bad("is a Git LFS pointer; a checkout with LFS holds other bytes, so its tag cannot be computed from git (add it to .dockerignore, or run without --rev on a checkout)");
+                        return bad(
+                            "is a Git LFS pointer; a checkout with LFS holds other bytes, so its tag cannot be computed from git (add it to .dockerignore, or run without --rev on a checkout)",
+                        );
                     }
                     Entry {
                         path: rel,
@@ -85,7 +101,9 @@ pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<E
                     }
                 }
                 tree::Kind::Submodule => {
-                    return bad("is a git submodule; a checkout would hold its files, which --rev does not read (add it to .dockerignore, or run without --rev on a checkout)");
+                    return bad(
+                        "is a git submodule; a checkout would hold its files, which --rev does not read (add it to .dockerignore, or run without --rev on a checkout)",
+                    );
                 }
             };
             entries.push(entry);

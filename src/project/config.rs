@@ -43,10 +43,45 @@ pub struct Config {
     pub retry_deadline: std::time::Duration,
     /// Whether file digests of earlier runs are reused for unchanged files.
     pub stat_cache: bool,
+    /// `tagsmith cleanup`'s keep rules.
+    pub cleanup: Cleanup,
     /// Registries whose images are looked up at another host (`docker.io`
     /// at a pull-through mirror): registry host → mirror host.
     pub mirrors: BTreeMap<String, String>,
     pub services: BTreeMap<String, Service>,
+}
+
+/// The keep rules of `tagsmith cleanup` (its flags override them).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cleanup {
+    /// The tags of this many commits of each branch are kept.
+    #[serde(default = "default_keep_last")]
+    pub keep_last: usize,
+    /// Default: the branch checked out (HEAD).
+    #[serde(default)]
+    pub branches: Vec<String>,
+    /// Images younger than this many days are kept.
+    #[serde(default = "default_min_age_days")]
+    pub min_age_days: u64,
+}
+
+fn default_keep_last() -> usize {
+    10
+}
+
+fn default_min_age_days() -> u64 {
+    7
+}
+
+impl Default for Cleanup {
+    fn default() -> Self {
+        Cleanup {
+            keep_last: default_keep_last(),
+            branches: Vec::new(),
+            min_age_days: default_min_age_days(),
+        }
+    }
 }
 
 /// Which builder of the engine builds.
@@ -112,6 +147,8 @@ struct RawConfig {
     #[serde(default)]
     mirrors: BTreeMap<String, String>,
     stat_cache: Option<bool>,
+    #[serde(default)]
+    cleanup: Cleanup,
     #[serde(deserialize_with = "ordered_map")]
     services: Vec<(Spanned<String>, RawService)>,
 }
@@ -321,6 +358,7 @@ pub fn parse_in(path: &Path, text: &str, tree: &Tree) -> Result<Config> {
         retry_deadline,
         mirrors: raw.mirrors,
         stat_cache: raw.stat_cache.unwrap_or(true),
+        cleanup: raw.cleanup,
         services,
     })
 }

@@ -19,9 +19,9 @@ use crate::hash::{self, Dep};
 use crate::paths;
 use crate::registry::reference::{ImageRef, Repository, image_arg};
 use crate::suggestion::Suggestion;
+use crate::tree::{Commit, Tree};
 pub use config::{Config, Service};
 pub use lock::Lock;
-use crate::tree::{Commit, Tree};
 
 /// A walked context: the ignore file that applied and the selected entries.
 type Walked = (Option<PathBuf>, Vec<Entry>);

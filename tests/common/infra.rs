@@ -48,6 +48,11 @@ pub struct Registry {
 
 impl Registry {
     pub fn start(auth: bool) -> Registry {
+        Registry::start_with(auth, false)
+    }
+
+    /// A registry that allows deleting manifests (`storage.delete.enabled`).
+    pub fn start_with(auth: bool, delete: bool) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -55,7 +60,7 @@ impl Registry {
             .unwrap()
             .port();
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  delete:\n    enabled: {delete}\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
         if auth {

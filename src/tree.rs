@@ -77,7 +77,9 @@ impl Tree {
 }
 
 /// A commit's tree, and the digests of the blobs seen so far (a blob id
-/// seen before reuses its digest, which makes many commits cheap).
+/// seen before reuses its digest, which makes many commits cheap). Blob
+/// digests are also kept in the per-user cache directory between runs:
+/// a blob id names its content, so they can never be stale.
 pub struct Commit {
     repo: gix::ThreadSafeRepository,
     workdir: PathBuf,
@@ -85,7 +87,9 @@ pub struct Commit {
     /// The revision as the user gave it.
     pub rev: String,
     pub id: ObjectId,
-    blobs: Mutex<HashMap<ObjectId, (Digest, bool)>>,
+    blobs: std::sync::Arc<Mutex<HashMap<ObjectId, (Digest, bool)>>>,
+    /// Where the blob digests are kept, and how many were read from there.
+    blobs_file: Option<(PathBuf, usize)>,
 }
 
 /// One entry of a commit's directory.
@@ -132,14 +136,52 @@ impl Commit {
             .peel_to_commit()
             .map_err(|e| bad(&e))?;
         let tree = commit.tree_id().map_err(|e| bad(&e))?.detach();
+        let file = crate::context::statcache::cache_dir().map(|dir| {
+            let key = blake3::hash(repo.git_dir().as_os_str().as_encoded_bytes()).to_hex();
+            dir.join(format!("blobs-{}.bin", &key[..24]))
+        });
+        let blobs = file.as_deref().map(load_blobs).unwrap_or_default();
         Ok(Commit {
             id: commit.id,
             repo,
             workdir,
             tree,
             rev: rev.to_string(),
-            blobs: Mutex::default(),
+            blobs_file: file.map(|f| (f, blobs.len())),
+            blobs: std::sync::Arc::new(Mutex::new(blobs)),
         })
+    }
+
+    /// Keeps the blob digests for the next run (when there are new ones).
+    pub fn save(&self) {
+        let Some((file, loaded)) = &self.blobs_file else {
+            return;
+        };
+        let blobs = self.blobs.lock().unwrap();
+        if blobs.len() <= *loaded {
+            return;
+        }
+        let mut out = Vec::with_capacity(blobs.len() * 53 + 32);
+        out.extend_from_slice(BLOBS_MAGIC);
+        for (id, (digest, lfs)) in blobs.iter() {
+            if id.as_bytes().len() != 20 {
+                continue;
+            }
+            out.extend_from_slice(id.as_bytes());
+            out.extend_from_slice(digest);
+            out.push(u8::from(*lfs));
+        }
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(sum.as_bytes());
+        let Some(dir) = file.parent() else { return };
+        let tmp = dir.join(format!(".blobs.{}.tmp", std::process::id()));
+        if std::fs::create_dir_all(dir).is_ok()
+            && std::fs::write(&tmp, &out)
+                .and_then(|_| std::fs::rename(&tmp, file))
+                .is_err()
+        {
+            let _ = std::fs::remove_file(&tmp);
+        }
     }
 
     /// Another commit of the same repository, sharing the blob digests.
@@ -155,7 +197,8 @@ impl Commit {
             workdir: self.workdir.clone(),
             tree,
             rev: id.to_hex_with_len(12).to_string(),
-            blobs: Mutex::new(self.blobs.lock().unwrap().clone()),
+            blobs: self.blobs.clone(),
+            blobs_file: self.blobs_file.clone(),
         })
     }
 
@@ -257,6 +300,34 @@ impl Commit {
         self.blobs.lock().unwrap().insert(id, answer);
         Ok(answer)
     }
+}
+
+const BLOBS_MAGIC: &[u8] = b"tagsmith-blobs\0\x01";
+
+/// Blob digests kept by an earlier run: 20-byte SHA-1 id, 32-byte BLAKE3,
+/// an LFS flag; a checksum at the end. Anything else is ignored.
+fn load_blobs(file: &Path) -> HashMap<ObjectId, (Digest, bool)> {
+    let Ok(bytes) = std::fs::read(file) else {
+        return HashMap::new();
+    };
+    let Some((body, sum)) = bytes.len().checked_sub(32).map(|n| bytes.split_at(n)) else {
+        return HashMap::new();
+    };
+    if blake3::hash(body).as_bytes() != sum || !body.starts_with(BLOBS_MAGIC) {
+        return HashMap::new();
+    }
+    let records = &body[BLOBS_MAGIC.len()..];
+    if records.len() % 53 != 0 {
+        return HashMap::new();
+    }
+    records
+        .chunks_exact(53)
+        .filter_map(|r| {
+            let id = ObjectId::try_from(&r[..20]).ok()?;
+            let digest: Digest = r[20..52].try_into().ok()?;
+            Some((id, (digest, r[52] == 1)))
+        })
+        .collect()
 }
 
 fn kind(mode: gix::object::tree::EntryMode) -> Kind {

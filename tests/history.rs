@@ -424,3 +424,110 @@ fn a_registry_without_deletion_is_one_clear_error_and_loses_nothing() {
     assert!(err.contains("does not allow deleting images"), "{err}");
     assert_eq!(reg.all_tags("h/api", false), before);
 }
+
+/// The recent history of a real multi-service repository: set
+/// TAGSMITH_REAL_REPO to a clone (e.g. GoogleCloudPlatform/microservices-demo)
+/// and run with `--ignored`. Its services are every `src/*/Dockerfile`;
+/// the tagsmith.yaml is written by the test, not committed.
+#[test]
+#[ignore]
+fn a_real_repositorys_recent_history_matches_its_checkouts() {
+    let Some(repo) = std::env::var_os("TAGSMITH_REAL_REPO") else {
+        eprintln!("SKIPPED: set TAGSMITH_REAL_REPO to a clone of a multi-service repository");
+        return;
+    };
+    let commits: usize = std::env::var("TAGSMITH_REAL_COMMITS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(30);
+    let clone = tempfile::tempdir().unwrap();
+    let d = clone.path().join("repo");
+    // Only src/ is checked out: mirrors may lack large files elsewhere.
+    let o = Command::new("git")
+        .args(["clone", "-q", "--no-checkout"])
+        .arg(&repo)
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let history: Vec<String> = git(
+        &d,
+        &[
+            "log",
+            "--first-parent",
+            &format!("-{commits}"),
+            "--format=%H",
+        ],
+    )
+    .lines()
+    .map(String::from)
+    .collect();
+    // Services: the Dockerfiles every one of these commits has.
+    let oldest = history.last().unwrap();
+    let mut services = Vec::new();
+    for path in git(&d, &["ls-tree", "-r", "--name-only", oldest, "src"]).lines() {
+        if let Some(dir) = path.strip_suffix("/Dockerfile") {
+            let name = dir.rsplit('/').next().unwrap().to_lowercase();
+            if git(&d, &["ls-tree", "HEAD", dir]).is_empty() {
+                continue;
+            }
+            services.push(format!("  {name}:\n    context: {dir}\n"));
+        }
+    }
+    assert!(services.len() >= 5, "{services:?}");
+    let config = format!("registry: r.example/real\nservices:\n{}", services.concat());
+    write(&d.join("tagsmith-test.yaml"), &config);
+    let mut distinct = std::collections::BTreeSet::new();
+    let start = std::time::Instant::now();
+    for c in &history {
+        let from_git = by_name(
+            &ok(
+                &d,
+                &[
+                    "--config",
+                    "tagsmith-test.yaml",
+                    "tags",
+                    "--format",
+                    "json",
+                    "--rev",
+                    c,
+                ],
+            ),
+            "tag",
+        );
+        let wt = clone.path().join("wt");
+        git(
+            &d,
+            &[
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                "--no-checkout",
+                wt.to_str().unwrap(),
+                c,
+            ],
+        );
+        git(&wt, &["sparse-checkout", "set", "--no-cone", "/src/"]);
+        git(&wt, &["checkout", "-q"]);
+        write(&wt.join("tagsmith-test.yaml"), &config);
+        let from_checkout = by_name(
+            &ok(
+                &wt,
+                &["--config", "tagsmith-test.yaml", "tags", "--format", "json"],
+            ),
+            "tag",
+        );
+        fs::remove_dir_all(&wt).unwrap();
+        git(&d, &["worktree", "prune"]);
+        assert_eq!(from_git, from_checkout, "commit {c}");
+        distinct.extend(from_git.values().cloned());
+    }
+    eprintln!(
+        "{} commits x {} services: equal; {} distinct tags; {:.1}s",
+        history.len(),
+        services.len(),
+        distinct.len(),
+        start.elapsed().as_secs_f64()
+    );
+}

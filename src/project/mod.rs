@@ -393,6 +393,9 @@ impl Project {
         // A run that failed leaves the cache as it was.
         if results.iter().all(Result::is_ok) {
             cache.finish();
+            if let Tree::Commit(commit) = &*self.tree {
+                commit.save();
+            }
         }
         results.into_iter().collect()
     }

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::project::Project;
 use crate::project::config::BuilderKind;
 use crate::secrets;
-use crate::shell::{Shell, Verbosity};
+use crate::shell::{Progress, Shell, Verbosity};
 use crate::tree::Commit;
 
 #[derive(Debug, Parser)]
@@ -215,6 +215,18 @@ pub struct BuildArgs {
     /// With --dry-run: the plan as text or JSON
     #[arg(long, value_enum, default_value = "text", requires = "dry_run")]
     format: DryRunFormat,
+    /// How progress is shown: live lines redrawn on a terminal, or plain lines
+    #[arg(long, value_enum, default_value = "auto")]
+    progress: ProgressArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProgressArg {
+    /// Live on a terminal, plain otherwise
+    Auto,
+    Plain,
+    /// Live, even when stderr is not a terminal
+    Tty,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -283,11 +295,23 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let verbosity = match &cli.command {
-        Command::Build(args) if args.quiet => Verbosity::Quiet,
-        _ => Verbosity::Normal,
+    let (verbosity, progress) = match &cli.command {
+        Command::Build(args) => (
+            if args.quiet {
+                Verbosity::Quiet
+            } else {
+                Verbosity::Normal
+            },
+            match args.progress {
+                ProgressArg::Auto => Progress::Auto,
+                ProgressArg::Plain => Progress::Plain,
+                ProgressArg::Tty => Progress::Live,
+            },
+        ),
+        // Only builds have running tasks to show.
+        _ => (Verbosity::Normal, Progress::Plain),
     };
-    let shell = Shell::new(verbosity);
+    let shell = Shell::with_progress(verbosity, progress);
     match run(cli, &shell) {
         Ok(()) => 0,
         Err(err) => {

@@ -1,12 +1,17 @@
 //! The output layer for everything that is not a command's result: status
 //! lines, build logs, notes, warnings and errors, all on stderr. It owns
-//! verbosity (`--quiet`) and colour (only on a terminal, never with
-//! `NO_COLOR`), and can capture what it writes, for tests. Shared by the
-//! concurrent tasks of a build, so every method takes `&self`.
+//! verbosity (`--quiet`), colour (only on a terminal, never with
+//! `NO_COLOR`) and, on a terminal, a live area that shows each running
+//! task, its elapsed time and what it is doing, redrawn in place (plain
+//! lines otherwise, or with `--progress plain`); and it can capture what it
+//! writes, for tests. Shared by the concurrent tasks of a build, so every
+//! method takes `&self`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{IsTerminal, Write};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::error::Error;
 
@@ -17,13 +22,46 @@ pub enum Verbosity {
     Normal,
 }
 
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Live on a terminal, plain lines otherwise.
+    Auto,
+    Plain,
+    /// Live, whatever stderr is.
+    Live,
+}
+
 enum Sink {
     Stderr,
     Capture(Arc<Mutex<Vec<u8>>>),
 }
 
+/// Everything written goes through here, so the live area is cleared
+/// before a line and drawn again after it.
+struct Out {
+    sink: Sink,
+    /// Running tasks, when the live area is on.
+    live: Option<Live>,
+}
+
+#[derive(Default)]
+struct Live {
+    tasks: BTreeMap<String, Task>,
+    /// Lines of the area on screen now.
+    drawn: usize,
+}
+
+struct Task {
+    started: Instant,
+    doing: String,
+}
+
+/// The live area's lines are cut to this many characters.
+const WIDTH: usize = 100;
+
 pub struct Shell {
-    sink: Mutex<Sink>,
+    out: Mutex<Out>,
     verbosity: Verbosity,
     color: bool,
 }
@@ -61,23 +99,99 @@ impl Shell {
     /// Writes to stderr, in colour when stderr is a terminal and `NO_COLOR`
     /// is unset or empty.
     pub fn new(verbosity: Verbosity) -> Shell {
+        Shell::with_progress(verbosity, Progress::Auto)
+    }
+
+    pub fn with_progress(verbosity: Verbosity, progress: Progress) -> Shell {
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let terminal = std::io::stderr().is_terminal();
+        let live = match progress {
+            Progress::Auto => terminal,
+            Progress::Plain => false,
+            Progress::Live => true,
+        };
         Shell {
-            sink: Mutex::new(Sink::Stderr),
+            out: Mutex::new(Out {
+                sink: Sink::Stderr,
+                live: live.then(Live::default),
+            }),
             verbosity,
-            color: !no_color && std::io::stderr().is_terminal(),
+            color: !no_color && terminal,
         }
     }
 
-    /// Writes into memory instead, without colour.
+    /// Writes into memory instead, without colour; `live` draws the area.
     pub fn capture(verbosity: Verbosity) -> (Shell, Captured) {
+        Shell::capture_with(verbosity, false)
+    }
+
+    pub fn capture_with(verbosity: Verbosity, live: bool) -> (Shell, Captured) {
         let captured = Captured::default();
         let shell = Shell {
-            sink: Mutex::new(Sink::Capture(captured.0.clone())),
+            out: Mutex::new(Out {
+                sink: Sink::Capture(captured.0.clone()),
+                live: live.then(Live::default),
+            }),
             verbosity,
             color: false,
         };
         (shell, captured)
+    }
+
+    /// Whether running tasks are shown in a live area.
+    pub fn is_live(&self) -> bool {
+        self.out
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .live
+            .is_some()
+    }
+
+    /// A task (a service's build) begins.
+    pub fn task_started(&self, name: &str) {
+        self.with_area(|live| {
+            live.tasks.insert(
+                name.to_string(),
+                Task {
+                    started: Instant::now(),
+                    doing: "starting".into(),
+                },
+            );
+        });
+    }
+
+    /// A task is over: it leaves the area.
+    pub fn task_finished(&self, name: &str) {
+        self.with_area(|live| {
+            live.tasks.remove(name);
+        });
+    }
+
+    /// Redraws the area (for the elapsed times).
+    pub fn tick(&self) {
+        self.with_area(|_| {});
+    }
+
+    /// Clears the area for good.
+    pub fn end_live(&self) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let drawn = out.live.as_ref().map_or(0, |l| l.drawn);
+        if drawn > 0 {
+            out.emit(&clear(drawn));
+        }
+        out.live = None;
+    }
+
+    fn with_area(&self, change: impl FnOnce(&mut Live)) {
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(live) = out.live.as_mut() else {
+            return;
+        };
+        let before = live.drawn;
+        change(live);
+        let area = live.render();
+        live.drawn = area.lines().count();
+        out.emit(&format!("{}{area}", clear(before)));
     }
 
     pub fn verbosity(&self) -> Verbosity {
@@ -90,16 +204,15 @@ impl Shell {
     }
 
     fn write_line(&self, line: &str) {
-        let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
-        match &mut *sink {
-            // A closed stderr is not worth failing a build for.
-            Sink::Stderr => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
-            }
-            Sink::Capture(buf) => {
-                let mut buf = buf.lock().unwrap();
-                buf.extend_from_slice(line.as_bytes());
-                buf.push(b'\n');
+        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        match &mut out.live {
+            None => out.emit(&format!("{line}\n")),
+            // Above the area: clear it, write the line, draw it again.
+            Some(live) => {
+                let before = live.drawn;
+                let area = live.render();
+                live.drawn = area.lines().count();
+                out.emit(&format!("{}{line}\n{area}", clear(before)));
             }
         }
     }
@@ -118,7 +231,18 @@ impl Shell {
     }
 
     /// A line of a build's output: `<source> | <line>`; hidden when quiet.
+    /// In the live area it is what the task is doing now.
     pub fn log(&self, source: &str, line: &str) {
+        let mut shown = false;
+        self.with_area(|live| {
+            if let Some(task) = live.tasks.get_mut(source) {
+                task.doing = line.trim().to_string();
+                shown = true;
+            }
+        });
+        if shown {
+            return;
+        }
         if self.verbosity == Verbosity::Normal {
             self.write_line(&format!(
                 "{} {line}",
@@ -168,6 +292,48 @@ impl Shell {
     }
 }
 
+impl Out {
+    fn emit(&mut self, text: &str) {
+        match &mut self.sink {
+            // A closed stderr is not worth failing a build for.
+            Sink::Stderr => {
+                let mut err = std::io::stderr().lock();
+                let _ = err.write_all(text.as_bytes());
+                let _ = err.flush();
+            }
+            Sink::Capture(buf) => buf.lock().unwrap().extend_from_slice(text.as_bytes()),
+        }
+    }
+}
+
+impl Live {
+    /// One line per running task: its name, elapsed time and activity.
+    fn render(&self) -> String {
+        let width = self.tasks.keys().map(String::len).max().unwrap_or(0);
+        self.tasks
+            .iter()
+            .map(|(name, task)| {
+                let line = format!(
+                    "  {name:<width$}  {:>6.1}s  {}",
+                    task.started.elapsed().as_secs_f64(),
+                    task.doing
+                );
+                let cut: String = line.chars().take(WIDTH).collect();
+                format!("{cut}\n")
+            })
+            .collect()
+    }
+}
+
+/// Moves up over `lines` lines of the area and clears to the end of the screen.
+fn clear(lines: usize) -> String {
+    if lines == 0 {
+        String::new()
+    } else {
+        format!("\x1b[{lines}F\x1b[J")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,6 +349,33 @@ mod tests {
             out.text(),
             "tagsmith: api: built\napi | error: boom\ntagsmith: error: bad\n"
         );
+    }
+
+    #[test]
+    fn the_live_area_is_cleared_before_a_line_and_drawn_after() {
+        let (shell, out) = Shell::capture_with(Verbosity::Normal, true);
+        shell.task_started("api");
+        shell.log("api", "#3 [2/3] RUN make");
+        shell.status("web: built in 1.0s");
+        shell.task_finished("api");
+        shell.end_live();
+        let text = out.text();
+        let frames: Vec<&str> = text.split("\x1b[1F\x1b[J").collect();
+        assert_eq!(frames.len(), 4, "{text:?}");
+        assert!(
+            frames[0].starts_with("  api     0.0s  starting\n"),
+            "{text:?}"
+        );
+        assert!(
+            frames[1].starts_with("  api     0.0s  #3 [2/3] RUN make\n"),
+            "{text:?}"
+        );
+        assert!(
+            frames[2].starts_with("tagsmith: web: built in 1.0s\n  api "),
+            "{text:?}"
+        );
+        assert_eq!(frames[3], "", "the area is gone at the end: {text:?}");
+        assert!(!text.contains("api | "), "logs are the area's, not lines");
     }
 
     #[test]

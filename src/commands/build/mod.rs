@@ -225,14 +225,24 @@ pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildRe
     let report = runtime(options.jobs().clamp(2, 8))?.block_on(async {
         // An interrupt drops the run: every build's connections close, and
         // the engine cancels what was running; nothing half done is pushed.
+        let ticker = async {
+            let mut every = tokio::time::interval(std::time::Duration::from_millis(250));
+            loop {
+                every.tick().await;
+                shell.tick();
+            }
+        };
         tokio::select! {
             report = run_async(project, &order, &hashed, &options, shell) => report,
+            _ = ticker => unreachable!("the ticker never ends"),
             signal = interrupted() => {
                 shell.status("interrupted: the running builds were cancelled; nothing more is pushed");
                 Err(Error::Interrupted(signal))
             }
         }
-    })?;
+    });
+    shell.end_live();
+    let report = report?;
     if let (Some(path), BuildReport::Done(_)) = (&options.report, &report) {
         write_atomically(path, report.json().as_bytes())?;
     }
@@ -380,20 +390,29 @@ async fn run_async(
             |name| run.build_one(name),
             |o: &Outcome| o.status == Status::Failed,
             |event| match event {
-                Event::Started { name, running } => shell.status(format!(
-                    "{name}: building (running: {})",
-                    running.join(", ")
-                )),
+                Event::Started { name, running } => {
+                    if shell.is_live() {
+                        shell.task_started(name);
+                    } else {
+                        shell.status(format!(
+                            "{name}: building (running: {})",
+                            running.join(", ")
+                        ))
+                    }
+                }
                 Event::Finished {
                     name,
                     result,
                     finished,
                     total,
-                } => shell.status(format!(
-                    "{name}: {} in {:.1}s [{finished}/{total}]",
-                    result.status.as_str(),
-                    result.seconds
-                )),
+                } => {
+                    shell.task_finished(name);
+                    shell.status(format!(
+                        "{name}: {} in {:.1}s [{finished}/{total}]",
+                        result.status.as_str(),
+                        result.seconds
+                    ))
+                }
                 Event::Blocked { name, by } => {
                     shell.status(format!("{name}: blocked (dependency {by} was not built)"))
                 }

@@ -164,15 +164,40 @@ impl Selection {
 /// a [`StatCache`], digests of earlier runs for files whose stat is unchanged.
 #[derive(Default)]
 pub struct DigestCache {
-    map: Mutex<HashMap<(u64, u64), Digest>>,
+    /// By device and inode: the digest and when it was hashed, once known.
+    map: Mutex<HashMap<(u64, u64), Slot>>,
     stat: Option<StatCache>,
+    /// Files whose content was read, and digests the stat cache gave.
+    read: std::sync::atomic::AtomicUsize,
+    reused: std::sync::atomic::AtomicUsize,
+}
+
+/// One inode's digest and the moment it was hashed; filled by the first
+/// walk that gets there, awaited by the others.
+type Slot = std::sync::Arc<Mutex<Option<(Digest, i64)>>>;
+
+/// What a run of hashing cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HashStats {
+    /// Files whose content was read and hashed.
+    pub files_read: usize,
+    /// Files whose digest came from the stat cache.
+    pub from_stat_cache: usize,
 }
 
 impl DigestCache {
     pub fn with_stat_cache(stat: StatCache) -> DigestCache {
         DigestCache {
-            map: Mutex::default(),
             stat: Some(stat),
+            ..DigestCache::default()
+        }
+    }
+
+    pub fn stats(&self) -> HashStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        HashStats {
+            files_read: self.read.load(Relaxed),
+            from_stat_cache: self.reused.load(Relaxed),
         }
     }
 
@@ -190,22 +215,35 @@ impl DigestCache {
         }
     }
 
+    /// A file's digest: hashed at most once per inode and run, even when
+    /// several walks meet the same inode at once (hard links, contexts in
+    /// contexts); reused from the stat cache when its stat is unchanged.
     fn file_digest(&self, path: &Path, meta: &fs::Metadata) -> Result<Digest> {
+        use std::sync::atomic::Ordering::Relaxed;
         let key = (meta.dev(), meta.ino());
-        if let Some(d) = self.map.lock().unwrap().get(&key) {
-            return Ok(*d);
-        }
+        let cell = self.map.lock().unwrap().entry(key).or_default().clone();
+        // Others wanting this inode wait here until it is hashed.
+        let mut slot = cell.lock().unwrap();
         let stamp = statcache::Stamp::of(meta);
-        if let Some(d) = self.stat.as_ref().and_then(|s| s.get(path, &stamp)) {
-            self.map.lock().unwrap().insert(key, d);
-            return Ok(d);
+        if let Some((digest, hashed_at)) = *slot {
+            // Another path to the same inode: the stat cache learns it too.
+            if let Some(stat) = &self.stat {
+                stat.put(path, stamp, digest, hashed_at);
+            }
+            return Ok(digest);
+        }
+        if let Some((digest, hashed_at)) = self.stat.as_ref().and_then(|s| s.get(path, &stamp)) {
+            *slot = Some((digest, hashed_at));
+            self.reused.fetch_add(1, Relaxed);
+            return Ok(digest);
         }
         let hashed_at = StatCache::clock();
         let digest = hash_file(path).map_err(|e| Error::io(path, e))?;
+        self.read.fetch_add(1, Relaxed);
         if let Some(stat) = &self.stat {
             stat.put(path, stamp, digest, hashed_at);
         }
-        self.map.lock().unwrap().insert(key, digest);
+        *slot = Some((digest, hashed_at));
         Ok(digest)
     }
 }

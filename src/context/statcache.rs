@@ -119,12 +119,13 @@ impl StatCache {
         &self.file
     }
 
-    /// The remembered digest of `path`, if `stamp` says it is unchanged.
-    pub fn get(&self, path: &Path, stamp: &Stamp) -> Option<Digest> {
+    /// The remembered digest of `path` and when it was hashed, if `stamp`
+    /// says the file is unchanged since.
+    pub fn get(&self, path: &Path, stamp: &Stamp) -> Option<(Digest, i64)> {
         let record = self.old.get(path)?;
         record.valid_for(stamp).then(|| {
             self.new.lock().unwrap().insert(path.to_path_buf(), *record);
-            record.digest
+            (record.digest, record.hashed_at)
         })
     }
 
@@ -301,7 +302,7 @@ mod tests {
         let again = StatCache::open(dir.path(), root);
         assert_eq!(
             again.get(Path::new("/project/ctx/a"), &stamp(old)),
-            Some([7; 32])
+            Some(([7; 32], at))
         );
         assert_eq!(
             again.get(Path::new("/project/ctx/a"), &stamp(old + 1)),
@@ -374,6 +375,6 @@ mod tests {
             None,
             "dropped with its context"
         );
-        assert_eq!(c.get(Path::new("/p/b/y"), &stamp(old)), Some([2; 32]));
+        assert_eq!(c.get(Path::new("/p/b/y"), &stamp(old)), Some(([2; 32], at)));
     }
 }

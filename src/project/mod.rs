@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::context::statcache::cache_dir as statcache_dir;
-use crate::context::{self, DigestCache, Entry, Selection, StatCache};
+use crate::context::{self, DigestCache, Entry, HashStats, Selection, StatCache};
 use crate::dockerfile;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -342,25 +342,33 @@ impl Project {
 
     /// Hashes `order` (which must list dependencies before dependents).
     pub fn hash(&self, order: &[String]) -> Result<BTreeMap<String, Hashed>> {
+        self.hash_with_stats(order).map(|(hashed, _)| hashed)
+    }
+
+    /// [`Project::hash`], and what it cost: files read, digests reused.
+    pub fn hash_with_stats(
+        &self,
+        order: &[String],
+    ) -> Result<(BTreeMap<String, Hashed>, HashStats)> {
         // A base missing from the lock is found before any file is read.
         let bases = order
             .iter()
             .map(|n| self.base_digests(&self.config.services[n]))
             .collect::<Result<Vec<_>>>()?;
-        let walked = self.walk_all(order)?;
+        let (walked, stats) = self.walk_all(order)?;
         let mut done: BTreeMap<String, Hashed> = BTreeMap::new();
         for ((name, (ignore_file, entries)), bases) in order.iter().zip(walked).zip(bases) {
             let service = &self.config.services[name];
             let hashed = self.digest(service, &done, ignore_file, entries, bases);
             done.insert(name.clone(), hashed);
         }
-        Ok(done)
+        Ok((done, stats))
     }
 
     /// Walks the contexts of `order`, several services at a time: a walk of a
     /// small context spends most of its time waiting, so they overlap. The
     /// error reported is the first in `order`, whatever finished first.
-    fn walk_all(&self, order: &[String]) -> Result<Vec<(Option<PathBuf>, Vec<Entry>)>> {
+    fn walk_all(&self, order: &[String]) -> Result<(Vec<Walked>, HashStats)> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cache = match (self.config.stat_cache, statcache_dir()) {
             (true, Some(dir)) => {
@@ -390,6 +398,7 @@ impl Project {
             .into_iter()
             .map(|r| r.into_inner().unwrap().expect("every service was walked"))
             .collect();
+        let stats = cache.stats();
         // A run that failed leaves the cache as it was.
         if results.iter().all(Result::is_ok) {
             cache.finish();
@@ -397,7 +406,7 @@ impl Project {
                 commit.save();
             }
         }
-        results.into_iter().collect()
+        Ok((results.into_iter().collect::<Result<_>>()?, stats))
     }
 
     fn walk_one(&self, service: &Service, cache: &DigestCache, threads: usize) -> Result<Walked> {

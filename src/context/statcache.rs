@@ -17,6 +17,7 @@
 //! Entries are kept per context walked, so its size follows the files hashed.
 
 use std::collections::HashMap;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -73,8 +74,9 @@ impl Record {
 /// A project's stat cache, shared by the walks of one run.
 pub struct StatCache {
     file: PathBuf,
-    old: HashMap<PathBuf, Record>,
-    new: Mutex<HashMap<PathBuf, Record>>,
+    /// By path (its bytes: cheaper to hash than a `Path`'s components).
+    old: HashMap<Box<[u8]>, Record>,
+    new: Mutex<HashMap<Box<[u8]>, Record>>,
     /// Context roots walked this run: their old entries are replaced.
     walked: Mutex<Vec<PathBuf>>,
 }
@@ -122,9 +124,10 @@ impl StatCache {
     /// The remembered digest of `path` and when it was hashed, if `stamp`
     /// says the file is unchanged since.
     pub fn get(&self, path: &Path, stamp: &Stamp) -> Option<(Digest, i64)> {
-        let record = self.old.get(path)?;
+        let key = path.as_os_str().as_encoded_bytes();
+        let record = self.old.get(key)?;
         record.valid_for(stamp).then(|| {
-            self.new.lock().unwrap().insert(path.to_path_buf(), *record);
+            self.new.lock().unwrap().insert(key.into(), *record);
             (record.digest, record.hashed_at)
         })
     }
@@ -132,7 +135,7 @@ impl StatCache {
     /// Remembers a digest computed now.
     pub fn put(&self, path: &Path, stamp: Stamp, digest: Digest, hashed_at: i64) {
         self.new.lock().unwrap().insert(
-            path.to_path_buf(),
+            path.as_os_str().as_encoded_bytes().into(),
             Record {
                 stamp,
                 digest,
@@ -154,11 +157,13 @@ impl StatCache {
     /// Writes the cache: this run's entries, and the old ones of contexts
     /// not walked this run. Failing to write only costs speed next time.
     pub fn save(self) {
-        let walked = self.walked.into_inner().unwrap();
+        let walked: std::collections::HashSet<PathBuf> =
+            self.walked.into_inner().unwrap().into_iter().collect();
         let mut all = self.new.into_inner().unwrap();
-        for (path, record) in self.old {
-            if !walked.iter().any(|w| path.starts_with(w)) {
-                all.entry(path).or_insert(record);
+        for (key, record) in self.old {
+            let path = Path::new(std::ffi::OsStr::from_bytes(&key));
+            if !path.ancestors().any(|a| walked.contains(a)) {
+                all.entry(key).or_insert(record);
             }
         }
         let bytes = encode(&all);
@@ -190,13 +195,12 @@ fn version() -> &'static [u8] {
 }
 
 /// `MAGIC | u16 len | version | records… | BLAKE3 of everything before`.
-fn encode(records: &HashMap<PathBuf, Record>) -> Vec<u8> {
+fn encode(records: &HashMap<Box<[u8]>, Record>) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + records.len() * 120);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(version().len() as u16).to_le_bytes());
     out.extend_from_slice(version());
-    for (path, r) in records {
-        let p = path.as_os_str().as_encoded_bytes();
+    for (p, r) in records {
         out.extend_from_slice(&(p.len() as u32).to_le_bytes());
         out.extend_from_slice(p);
         for v in [r.stamp.dev, r.stamp.ino, r.stamp.size] {
@@ -213,7 +217,7 @@ fn encode(records: &HashMap<PathBuf, Record>) -> Vec<u8> {
     out
 }
 
-fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Record>> {
+fn decode(bytes: &[u8]) -> Option<HashMap<Box<[u8]>, Record>> {
     let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
     if blake3::hash(body).as_bytes() != sum {
         return None;
@@ -229,8 +233,7 @@ fn decode(bytes: &[u8]) -> Option<HashMap<PathBuf, Record>> {
     let mut out = HashMap::new();
     while !r.0.is_empty() {
         let n = r.u32()? as usize;
-        // SAFETY-free: the bytes came from `as_encoded_bytes` of this build.
-        let path = PathBuf::from(std::str::from_utf8(r.take(n)?).ok()?);
+        let path: Box<[u8]> = r.take(n)?.into();
         let stamp = Stamp {
             dev: r.u64()?,
             ino: r.u64()?,

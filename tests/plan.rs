@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::infra::{self, Registry};
+use common::tools::{Built, images};
 use common::*;
 
 /// The demo plus `edge`, built on `api`: a chain base → api → edge.
@@ -29,28 +30,6 @@ fn chain_on_registry() -> (Registry, tempfile::TempDir) {
     );
     write(&d.join("services/edge/edge.conf"), "listen 443\n");
     (reg, demo)
-}
-
-/// Removes the images a test built (and their cache tags) when it ends.
-struct Built(Vec<String>);
-
-impl Drop for Built {
-    fn drop(&mut self) {
-        let mut refs = Vec::new();
-        for image in &self.0 {
-            refs.push(image.clone());
-            if let Some((repo, _)) = image.rsplit_once(':') {
-                refs.push(format!("{repo}:buildcache"));
-            }
-        }
-        infra::remove_images(&refs.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-}
-
-fn images(d: &Path) -> Vec<String> {
-    by_name(&ok(d, &["tags", "--format", "json"]), "image")
-        .into_values()
-        .collect()
 }
 
 /// Runs tagsmith with an anonymous docker config and, if given, `$GITHUB_OUTPUT`.

@@ -267,3 +267,65 @@ fn an_unknown_service_is_named() {
     assert!(err.contains("unknown service \"apj\""), "{err}");
     assert!(err.contains("did you mean \"api\""), "{err}");
 }
+
+#[test]
+fn build_dry_run_json_parses_back() {
+    if !infra::available("build_dry_run_json_parses_back") {
+        return;
+    }
+    let (reg, demo) = chain_on_registry();
+    let d = demo.path();
+    let cfg = infra::docker_config(None);
+    let _built = Built(images(d));
+    tagsmith(d, cfg.path(), None, &["build", "--push", "--quiet", "base"]);
+    let all = by_name(&ok(d, &["tags", "--format", "json"]), "image");
+
+    let out = tagsmith(
+        d,
+        cfg.path(),
+        None,
+        &["build", "--push", "--dry-run", "--format", "json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["version"], 1);
+    let steps = v["services"].as_array().unwrap();
+    // In build order, dependencies first.
+    let order: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(order, ["base", "api", "edge", "web", "worker"]);
+    for s in steps {
+        let name = s["name"].as_str().unwrap();
+        assert_eq!(s["image"].as_str().unwrap(), all[name]);
+        assert!(all[name].ends_with(&format!(":{}", s["tag"].as_str().unwrap())));
+        if name == "base" {
+            assert_eq!(s["action"], "up-to-date");
+            assert!(s["reason"].is_null());
+        } else {
+            assert_eq!(s["action"], "build", "{name}");
+            assert_eq!(s["reason"], "not in registry", "{name}");
+        }
+    }
+    // Agrees with the text form, and pushes nothing.
+    let text = tagsmith(d, cfg.path(), None, &["build", "--push", "--dry-run"]);
+    assert_eq!(text.lines().count(), steps.len());
+    assert!(reg.tags("demo/api", false).is_empty());
+    assert!(!d.join("report.json").exists());
+
+    // Without --push, presence is the local engine's.
+    let out = tagsmith(
+        d,
+        cfg.path(),
+        None,
+        &["build", "--dry-run", "--format", "json", "worker"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["services"][0]["action"], "build");
+    assert_eq!(v["services"][0]["reason"], "not in the local engine");
+}
+
+#[test]
+fn build_format_json_needs_dry_run() {
+    let demo = demo();
+    let o = run(demo.path(), &["build", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("--dry-run"), "{}", stderr(&o));
+}

@@ -317,6 +317,12 @@ fn github_actions_workflow_structure() {
 
     let plan = &jobs["plan"];
     assert_eq!(step(plan, "plan")["run"], "tagsmith plan --format github");
+    // More waves than wave jobs fail the run.
+    let guard = steps(plan)
+        .iter()
+        .find(|s| s["if"] == "${{ fromJSON(steps.plan.outputs.waves) > 5 }}")
+        .expect("a step that fails on more than five waves");
+    assert!(guard["run"].as_str().unwrap().contains("exit 1"));
     for key in ["waves", "any"] {
         assert_eq!(
             plan["outputs"][key],

@@ -495,3 +495,29 @@ fn skaffold_requires_become_dependencies() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["app", "<-", "base"])
     );
 }
+
+#[test]
+fn no_common_registry_prefix_means_a_placeholder() {
+    for images in [
+        // Two registries.
+        ["ghcr.io/acme/api", "quay.io/acme/web"],
+        // One service names no image.
+        ["ghcr.io/acme/api", ""],
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut compose = String::from("services:\n");
+        for (name, image) in ["api", "web"].iter().zip(images) {
+            write(&d.join(name).join("Dockerfile"), "FROM scratch\n");
+            compose.push_str(&format!("  {name}:\n    build: {name}\n"));
+            if !image.is_empty() {
+                compose.push_str(&format!("    image: {image}\n"));
+            }
+        }
+        write(&d.join("compose.yaml"), &compose);
+        let out = ok(d, &["init"]);
+        assert!(out.contains("set `registry:`"), "{images:?}: {out}");
+        assert_eq!(written(d)["registry"], "registry.example.com/change-me");
+        assert_eq!(tags(d).len(), 2);
+    }
+}

@@ -329,3 +329,75 @@ fn build_format_json_needs_dry_run() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--dry-run"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_registry_that_cannot_be_asked_gives_no_plan() {
+    // A port that nothing listens on: every check is refused, retried until
+    // the deadline, and then the run fails without a partial plan.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let demo = demo();
+    let d = demo.path();
+    infra::use_registry(d, &format!("127.0.0.1:{port}/demo"));
+    let config = std::fs::read_to_string(d.join("tagsmith.yaml")).unwrap();
+    std::fs::write(
+        d.join("tagsmith.yaml"),
+        format!("retry_deadline_seconds: 1\n{config}"),
+    )
+    .unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let output = scratch.path().join("github_output");
+    for format in ["text", "json", "github"] {
+        let o = Command::new(bin())
+            .args(["plan", "--format", format])
+            .current_dir(d)
+            .env("DOCKER_CONFIG", scratch.path())
+            .env("GITHUB_OUTPUT", &output)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(1), "{format}");
+        assert!(o.stdout.is_empty(), "{format}: {}", stdout(&o));
+        let err = stderr(&o);
+        assert!(
+            err.trim_end().ends_with(
+                "problems, no plan: the registry could not be asked about every service"
+            ),
+            "{err}"
+        );
+        for service in ["api", "base", "web", "worker"] {
+            assert!(err.contains(&format!("{service}: registry")), "{err}");
+        }
+    }
+    assert!(!output.exists(), "nothing appended to $GITHUB_OUTPUT");
+}
+
+#[test]
+fn more_than_five_waves_are_all_written_for_github() {
+    if !infra::available("more_than_five_waves_are_all_written_for_github") {
+        return;
+    }
+    // s0 ← s1 ← … ← s6, all missing: seven waves of one service each.
+    let reg = Registry::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut config = format!("registry: {}/chain\nservices:\n", reg.host());
+    for i in 0..7 {
+        config.push_str(&format!("  s{i}:\n    context: s{i}\n"));
+        let from = if i == 0 {
+            "FROM scratch\n".to_string()
+        } else {
+            format!("ARG S{}_IMAGE\nFROM ${{S{}_IMAGE}}\n", i - 1, i - 1)
+        };
+        write(&d.join(format!("s{i}/Dockerfile")), &from);
+    }
+    write(&d.join("tagsmith.yaml"), &config);
+    let cfg = infra::docker_config(None);
+    let p = plan(d, cfg.path(), &[]);
+    assert_eq!(p.waves().len(), 7);
+    assert_eq!(p.github["waves"], "7");
+    assert_eq!(p.github["wave6"], "[\"s6\"]");
+    assert_eq!(p.services()["s6"], (6, names(&["s5"])));
+}

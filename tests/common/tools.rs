@@ -23,8 +23,31 @@ pub fn have(test: &str, program: &str, args: &[&str], required: bool) -> bool {
 }
 
 /// Removes the images a test built, and their registry cache tags, when
-/// it ends (other images are left alone: the engine is shared).
-pub struct Built(pub Vec<String>);
+/// it ends (other images are left alone: the engine is shared). Images a
+/// later build moved a tag away from are recorded with [`Built::snapshot`]
+/// and removed if nothing tags them any more.
+pub struct Built(pub Vec<String>, pub Vec<String>);
+
+impl Built {
+    pub fn new(images: Vec<String>) -> Built {
+        Built(images, Vec::new())
+    }
+
+    /// Records the image IDs the references point at now.
+    pub fn snapshot(&mut self) {
+        for image in &self.0 {
+            let o = Command::new("docker")
+                .args(["image", "inspect", "--format", "{{.Id}}", image])
+                .output();
+            if let Ok(o) = o
+                && o.status.success()
+            {
+                self.1
+                    .push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+            }
+        }
+    }
+}
 
 impl Drop for Built {
     fn drop(&mut self) {
@@ -36,6 +59,17 @@ impl Drop for Built {
             }
         }
         super::infra::remove_images(&refs.iter().map(String::as_str).collect::<Vec<_>>());
+        for id in &self.1 {
+            let untagged = Command::new("docker")
+                .args(["image", "inspect", "--format", "{{len .RepoTags}}", id])
+                .output()
+                .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"0"));
+            if untagged {
+                let _ = Command::new("docker")
+                    .args(["rmi", "--no-prune", id])
+                    .output();
+            }
+        }
     }
 }
 

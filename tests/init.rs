@@ -426,6 +426,11 @@ fn malformed_compose_file_is_a_located_error() {
     );
     malformed(
         "compose.yaml",
+        "services:\n  a:\n    build: ../\n",
+        "compose.yaml:3:12: the context \"..\" of a is outside the repository (the directory tagsmith.yaml goes in)",
+    );
+    malformed(
+        "compose.yaml",
         "services:\n  a:\n    build: missing\n",
         "compose.yaml:3:12: the context \"missing\" of a is not a directory",
     );

@@ -161,6 +161,15 @@ fn check_paths(root: &Path, source: &Path, found: &[Found]) -> Result<()> {
     };
     for f in found {
         let what = f.image.as_deref().unwrap_or(&f.name);
+        if f.context == ".." || f.context.starts_with("../") || f.context.starts_with('/') {
+            return Err(error(
+                f.context_at.or(f.at),
+                format!(
+                    "the context \"{}\" of {what} is outside the repository (the directory tagsmith.yaml goes in)",
+                    f.context
+                ),
+            ));
+        }
         let context = root.join(&f.context);
         if !context.is_dir() {
             return Err(error(

@@ -24,8 +24,15 @@ pub struct Options {
     pub force: bool,
 }
 
+/// A line and column in the source file.
+type Pos = (u64, u64);
+
+fn pos(l: &serde_saphyr::Location) -> Pos {
+    (l.line(), l.column())
+}
+
 /// A service found in the repository.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 struct Found {
     name: String,
     /// Relative to the root, `/`-separated (`.` for the root).
@@ -36,6 +43,16 @@ struct Found {
     target: Option<String>,
     /// The image it is pushed as, if the source names one.
     image: Option<String>,
+    /// Where the source defines it, names its context and its Dockerfile
+    /// (none for a Dockerfile found by walking).
+    at: Option<Pos>,
+    context_at: Option<Pos>,
+    dockerfile_at: Option<Pos>,
+    /// Images to build first (skaffold's `requires`), each with the build
+    /// arg that carries its reference.
+    requires: Vec<(String, Option<String>)>,
+    /// The services of `requires`, once names are final.
+    depends_on: Vec<String>,
 }
 
 pub struct InitReport {
@@ -84,11 +101,14 @@ pub fn run(options: Options) -> Result<InitReport> {
             Shown(&source)
         )));
     }
-    let found = unique_names(found);
+    // A context or Dockerfile the source names but the repository lacks is
+    // the source's error, located there (tagsmith.yaml is not written yet).
+    check_paths(root, &source, &found)?;
+    let mut found = unique_names(found);
+    let required = resolve_requires(root, &source, &mut found, &mut unmapped);
     let (registry, placeholder) = common_registry(&found);
     let text = render(&found, &registry, placeholder);
-    // What is written must load: a service whose context or Dockerfile is
-    // missing is reported now, not on the first `tagsmith tags`.
+    // What is written must load.
     config::parse(&target, &text)?;
     write_atomically(&target, text.as_bytes())?;
 
@@ -106,6 +126,7 @@ pub fn run(options: Options) -> Result<InitReport> {
     for u in unmapped {
         lines.push(format!("not mapped: {u}"));
     }
+    lines.extend(required);
     lines.extend(hints(root, &found));
     if placeholder {
         lines.push(format!(
@@ -124,6 +145,121 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|e| Error::io(path, e))
 }
 
+/// `file:line` of a place in the source, for messages.
+fn place(source: &Path, at: Option<Pos>) -> String {
+    match at {
+        Some((line, _)) => format!("{}:{line}", Shown(source)),
+        None => Shown(source).to_string(),
+    }
+}
+
+/// Every context is a directory and every Dockerfile a file.
+fn check_paths(root: &Path, source: &Path, found: &[Found]) -> Result<()> {
+    let error = |at: Option<Pos>, msg: String| match at {
+        Some((line, column)) => Error::at(source, line, column, msg),
+        None => Error::file(source, msg),
+    };
+    for f in found {
+        let what = f.image.as_deref().unwrap_or(&f.name);
+        if f.context == ".." || f.context.starts_with("../") || f.context.starts_with('/') {
+            return Err(error(
+                f.context_at.or(f.at),
+                format!(
+                    "the context \"{}\" of {what} is outside the repository (the directory tagsmith.yaml goes in)",
+                    f.context
+                ),
+            ));
+        }
+        let context = root.join(&f.context);
+        if !context.is_dir() {
+            return Err(error(
+                f.context_at.or(f.at),
+                format!("the context \"{}\" of {what} is not a directory", f.context),
+            ));
+        }
+        let dockerfile = f.dockerfile.as_deref().unwrap_or("Dockerfile");
+        if !context.join(dockerfile).is_file() {
+            return Err(error(
+                f.dockerfile_at.or(f.at),
+                format!(
+                    "the Dockerfile {} of {what} does not exist",
+                    Shown(&context.join(dockerfile))
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Turns each `requires` image into a dependency on the service that
+/// builds it; returns hints where the build arg skaffold passes is not the
+/// one tagsmith passes.
+fn resolve_requires(
+    root: &Path,
+    source: &Path,
+    found: &mut [Found],
+    unmapped: &mut Vec<String>,
+) -> Vec<String> {
+    let by_repo: BTreeMap<String, String> = found
+        .iter()
+        .filter_map(|f| Some((repository_of(f.image.as_deref()?)?, f.name.clone())))
+        .collect();
+    let mut hints = Vec::new();
+    for f in found.iter_mut() {
+        for (image, alias) in std::mem::take(&mut f.requires) {
+            let Some(base) = repository_of(&image).and_then(|r| by_repo.get(&r)) else {
+                unmapped.push(format!(
+                    "{}: {} requires {image}, which is not built here; build it first yourself",
+                    place(source, f.at),
+                    f.name
+                ));
+                continue;
+            };
+            if !f.depends_on.contains(base) {
+                f.depends_on.push(base.clone());
+            }
+            let arg = image_arg(base);
+            match alias {
+                Some(alias) if alias != arg => hints.push(format!(
+                    "hint: {}: {} gets the image of {base} as build arg {alias}; tagsmith passes it as {arg} (and the tag as {}): write `ARG {arg}` and `FROM ${{{arg}}}` in {}",
+                    place(source, f.at),
+                    f.name,
+                    crate::registry::reference::tag_arg(base),
+                    Shown(
+                        &root
+                            .join(&f.context)
+                            .join(f.dockerfile.as_deref().unwrap_or("Dockerfile"))
+                    )
+                )),
+                _ => {}
+            }
+        }
+    }
+    hints
+}
+
+fn repository_of(image: &str) -> Option<String> {
+    ImageRef::parse(image)
+        .ok()
+        .map(|r| r.repository.to_string())
+}
+
+/// A compose value with a variable that compose fills in from the
+/// environment (`${VAR}`, `$VAR`; `$$` is a literal `$`).
+fn interpolated(value: &str) -> bool {
+    let mut chars = value.chars();
+    while let Some(c) = chars.next() {
+        if c == '$' {
+            match chars.next() {
+                Some('{') => return true,
+                Some(c) if c == '_' || c.is_ascii_alphabetic() => return true,
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
 #[derive(Deserialize)]
 struct Skaffold {
     #[serde(default)]
@@ -139,8 +275,10 @@ struct SkaffoldBuild {
 #[derive(Deserialize)]
 struct Artifact {
     image: Spanned<String>,
-    context: Option<String>,
+    context: Option<Spanned<String>>,
     docker: Option<SkaffoldDocker>,
+    #[serde(default)]
+    requires: Vec<SkaffoldRequire>,
     jib: Option<serde_json::Value>,
     ko: Option<serde_json::Value>,
     buildpacks: Option<serde_json::Value>,
@@ -151,10 +289,18 @@ struct Artifact {
 
 #[derive(Deserialize)]
 struct SkaffoldDocker {
-    dockerfile: Option<String>,
+    dockerfile: Option<Spanned<String>>,
     #[serde(rename = "buildArgs", default)]
     build_args: BTreeMap<String, Option<String>>,
     target: Option<String>,
+}
+
+/// An artifact this one builds on; skaffold passes its reference as the
+/// build arg `alias`.
+#[derive(Deserialize)]
+struct SkaffoldRequire {
+    image: String,
+    alias: Option<String>,
 }
 
 /// `build.artifacts[]` of every document of a skaffold.yaml.
@@ -169,6 +315,7 @@ fn from_skaffold(path: &Path, unmapped: &mut Vec<String>) -> Result<Vec<Found>> 
         .flat_map(|b| b.artifacts)
     {
         let image = &artifact.image;
+        let at = Some(pos(&image.referenced));
         let other = [
             ("jib", artifact.jib.is_some()),
             ("ko", artifact.ko.is_some()),
@@ -181,9 +328,8 @@ fn from_skaffold(path: &Path, unmapped: &mut Vec<String>) -> Result<Vec<Found>> 
         .find(|(_, set)| *set);
         if let Some((builder, _)) = other {
             unmapped.push(format!(
-                "{}:{}: artifact {} uses the {builder} builder; tagsmith builds Dockerfiles only",
-                Shown(path),
-                image.referenced.line(),
+                "{}: artifact {} uses the {builder} builder; tagsmith builds Dockerfiles only",
+                place(path, at),
                 image.value
             ));
             continue;
@@ -196,23 +342,40 @@ fn from_skaffold(path: &Path, unmapped: &mut Vec<String>) -> Result<Vec<Found>> 
         let mut args = BTreeMap::new();
         for (k, v) in docker.build_args {
             match v {
+                Some(v) if v.contains("{{") => unmapped.push(format!(
+                    "{}: build arg {k} of {} is a template that skaffold fills in ({v}); give it a fixed value in tagsmith.yaml, or leave it to the Dockerfile's default",
+                    place(path, at),
+                    image.value
+                )),
                 Some(v) => {
                     args.insert(k, v);
                 }
                 None => unmapped.push(format!(
                     "{}: build arg {k} of {} takes its value from the environment; give it one in tagsmith.yaml",
-                    Shown(path),
+                    place(path, at),
                     image.value
                 )),
             }
         }
         found.push(Found {
             name: last_segment(&image.value),
-            context: clean_context(artifact.context.as_deref().unwrap_or(".")),
-            dockerfile: docker.dockerfile.filter(|d| d != "Dockerfile"),
+            context: clean_context(artifact.context.as_ref().map_or(".", |c| c.value.as_str())),
+            context_at: artifact.context.as_ref().map(|c| pos(&c.referenced)),
+            dockerfile_at: docker.dockerfile.as_ref().map(|d| pos(&d.referenced)),
+            dockerfile: docker
+                .dockerfile
+                .map(|d| d.value)
+                .filter(|d| d != "Dockerfile"),
             args,
             target: docker.target,
             image: Some(image.value.clone()),
+            at,
+            requires: artifact
+                .requires
+                .into_iter()
+                .map(|r| (r.image, r.alias))
+                .collect(),
+            depends_on: Vec::new(),
         });
     }
     Ok(found)
@@ -227,29 +390,105 @@ struct Compose {
 #[derive(Deserialize)]
 struct ComposeService {
     image: Option<String>,
-    build: Option<ComposeBuild>,
+    build: Option<Spanned<ComposeBuild>>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ComposeBuild {
-    Context(String),
-    Full {
-        context: Option<String>,
-        dockerfile: Option<String>,
-        #[serde(default)]
-        args: ComposeArgs,
-        target: Option<String>,
-    },
+/// `build:` is a context path or a mapping.
+#[derive(Default)]
+struct ComposeBuild {
+    context: Option<String>,
+    dockerfile: Option<String>,
+    dockerfile_inline: Option<String>,
+    args: ComposeArgs,
+    target: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(untagged)]
-enum ComposeArgs {
-    Map(BTreeMap<String, Option<String>>),
-    List(Vec<String>),
-    #[default]
-    None,
+/// Build args as a mapping (`KEY: value`, `KEY:` for the environment's
+/// value) or a list (`KEY=value`, `KEY`).
+#[derive(Default)]
+struct ComposeArgs(Vec<(String, Option<String>)>);
+
+/// Deserializes `build:` and `args:` by the shape of the YAML node, so a
+/// wrong value inside is reported as itself, not as "no variant matched".
+mod compose_shapes {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::Deserialize;
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    use super::{ComposeArgs, ComposeBuild};
+
+    impl<'de> Deserialize<'de> for ComposeBuild {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = ComposeBuild;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("a context path or a mapping (context, dockerfile, args, target)")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<ComposeBuild, E> {
+                    Ok(ComposeBuild {
+                        context: Some(v.to_string()),
+                        ..ComposeBuild::default()
+                    })
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ComposeBuild, A::Error> {
+                    #[derive(Deserialize)]
+                    struct Full {
+                        context: Option<String>,
+                        dockerfile: Option<String>,
+                        dockerfile_inline: Option<String>,
+                        #[serde(default)]
+                        args: ComposeArgs,
+                        target: Option<String>,
+                    }
+                    let f = Full::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                    Ok(ComposeBuild {
+                        context: f.context,
+                        dockerfile: f.dockerfile,
+                        dockerfile_inline: f.dockerfile_inline,
+                        args: f.args,
+                        target: f.target,
+                    })
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    impl<'de> Deserialize<'de> for ComposeArgs {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = ComposeArgs;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("build args as a mapping (KEY: value) or a list (KEY=value)")
+                }
+                fn visit_unit<E: de::Error>(self) -> Result<ComposeArgs, E> {
+                    Ok(ComposeArgs::default())
+                }
+                fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ComposeArgs, A::Error> {
+                    let m: BTreeMap<String, Option<String>> =
+                        Deserialize::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                    Ok(ComposeArgs(m.into_iter().collect()))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ComposeArgs, A::Error> {
+                    let l: Vec<String> =
+                        Deserialize::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                    Ok(ComposeArgs(
+                        l.into_iter()
+                            .map(|kv| match kv.split_once('=') {
+                                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                                None => (kv, None),
+                            })
+                            .collect(),
+                    ))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
 }
 
 /// `services.*.build` of a compose file; services without `build` are
@@ -263,57 +502,49 @@ fn from_compose(path: &Path, unmapped: &mut Vec<String>) -> Result<Vec<Found>> {
         let Some(build) = service.build else {
             continue;
         };
-        let (context, dockerfile, raw_args, target) = match build {
-            ComposeBuild::Context(c) => (c, None, ComposeArgs::None, None),
-            ComposeBuild::Full {
-                context,
-                dockerfile,
-                args,
-                target,
-            } => (
-                context.unwrap_or_else(|| ".".into()),
-                dockerfile,
-                args,
-                target,
-            ),
-        };
+        let at = Some(pos(&build.referenced));
+        let build = build.value;
+        let context = build.context.unwrap_or_else(|| ".".into());
+        if context.contains("://") || context.starts_with("git@") {
+            unmapped.push(format!(
+                "{}: {name} builds from a remote context ({context})",
+                place(path, at)
+            ));
+            continue;
+        }
+        if build.dockerfile_inline.is_some() {
+            unmapped.push(format!(
+                "{}: {name} has an inline Dockerfile (dockerfile_inline); put it in a file",
+                place(path, at)
+            ));
+            continue;
+        }
         let mut args = BTreeMap::new();
-        let pairs: Vec<(String, Option<String>)> = match raw_args {
-            ComposeArgs::Map(m) => m.into_iter().collect(),
-            ComposeArgs::List(l) => l
-                .into_iter()
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
-                    None => (kv, None),
-                })
-                .collect(),
-            ComposeArgs::None => Vec::new(),
-        };
-        for (k, v) in pairs {
+        for (k, v) in build.args.0 {
             match v {
+                Some(v) if interpolated(&v) => unmapped.push(format!(
+                    "{}: build arg {k} of {name} is filled in from the environment ({v}); give it a fixed value in tagsmith.yaml",
+                    place(path, at)
+                )),
+                // `$$` is compose's escape for a literal `$`.
                 Some(v) => {
-                    args.insert(k, v);
+                    args.insert(k, v.replace("$$", "$"));
                 }
                 None => unmapped.push(format!(
                     "{}: build arg {k} of {name} takes its value from the environment; give it one in tagsmith.yaml",
-                    Shown(path)
+                    place(path, at)
                 )),
             }
-        }
-        if context.contains("://") {
-            unmapped.push(format!(
-                "{}: {name} builds from a remote context ({context})",
-                Shown(path)
-            ));
-            continue;
         }
         found.push(Found {
             name,
             context: clean_context(&context),
-            dockerfile: dockerfile.filter(|d| d != "Dockerfile"),
+            dockerfile: build.dockerfile.filter(|d| d != "Dockerfile"),
             args,
-            target,
+            target: build.target,
             image: service.image,
+            at,
+            ..Found::default()
         });
     }
     Ok(found)
@@ -359,9 +590,7 @@ fn from_dockerfiles(root: &Path) -> Result<Vec<Found>> {
                 context
             },
             dockerfile: stem.map(|_| file),
-            args: BTreeMap::new(),
-            target: None,
-            image: None,
+            ..Found::default()
         });
     }
     Ok(found)
@@ -457,6 +686,9 @@ fn render(found: &[Found], registry: &str, placeholder: bool) -> String {
             if path != f.name && !placeholder {
                 let _ = writeln!(s, "    repository: {path}");
             }
+        }
+        if !f.depends_on.is_empty() {
+            let _ = writeln!(s, "    depends_on: [{}]", f.depends_on.join(", "));
         }
         if !f.args.is_empty() {
             s.push_str("    args:\n");

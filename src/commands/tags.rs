@@ -124,7 +124,9 @@ impl TagsReport {
                     let _ = writeln!(
                         s,
                         "{}:\n  image:\n    repository: {}\n    tag: \"{}\"",
-                        h.name, h.repository, h.tag
+                        yaml_key(&h.name),
+                        h.repository,
+                        h.tag
                     );
                 }
             }
@@ -158,6 +160,17 @@ impl TagsReport {
             }
         }
         s.into_bytes()
+    }
+}
+
+/// A service name as a YAML key, quoted where a YAML 1.1 reader such as
+/// Helm's would take it for a boolean, null or number (`on`, `no`, `1e3`).
+fn yaml_key(name: &str) -> String {
+    const WORDS: [&str; 9] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null"];
+    if WORDS.contains(&name) || name.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("\"{name}\"")
+    } else {
+        name.to_string()
     }
 }
 

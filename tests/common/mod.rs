@@ -3,6 +3,7 @@
 
 pub mod engines;
 pub mod infra;
+pub mod tools;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

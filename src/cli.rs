@@ -2,7 +2,7 @@
 //! plain options; then the command runs and its report goes to stdout.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use clap_complete::ArgValueCandidates;
@@ -13,6 +13,7 @@ use crate::project::Project;
 use crate::project::config::BuilderKind;
 use crate::secrets;
 use crate::shell::{Progress, Shell, Verbosity};
+use crate::suggestion::Suggestion;
 use crate::tree::Commit;
 
 #[derive(Debug, Parser)]
@@ -139,8 +140,14 @@ pub enum Command {
         #[arg(value_enum)]
         shell: CompletionShell,
     },
-    /// Print tagsmith's manual page (roff; `tagsmith man | man -l -`)
-    Man,
+    /// Print tagsmith's manual page, or a command's (roff; `tagsmith man | man -l -`)
+    Man {
+        /// The command whose page to print (`tagsmith man build` is tagsmith-build(1))
+        command: Option<String>,
+        /// Write every page (tagsmith.1, tagsmith-build.1, …) into DIR instead
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out_dir: Option<PathBuf>,
+    },
     /// Print services in build order with their dependencies
     Graph {
         /// Graphviz dot format
@@ -335,13 +342,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
             return finish(init::run(init::Options { root, force })?);
         }
         Command::Completions { shell: which } => return print(&completions(which)?),
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .map_err(|e| Error::internal(format!("rendering the manual: {e}")))?;
-            return print(&out);
-        }
+        Command::Man { command, out_dir } => return man(command.as_deref(), out_dir, &cwd),
         _ => {}
     }
     let rev = match &cli.command {
@@ -359,7 +360,7 @@ pub fn run(cli: Cli, shell: &Shell) -> Result<()> {
         project.config.stat_cache = false;
     }
     match cli.command {
-        Command::Init { .. } | Command::Completions { .. } | Command::Man => {
+        Command::Init { .. } | Command::Completions { .. } | Command::Man { .. } => {
             unreachable!("handled above")
         }
         Command::Tags {
@@ -495,13 +496,64 @@ fn completions(shell: CompletionShell) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Service names for completion: those of the tagsmith.yaml found from the
-/// working directory (nothing when there is none or it does not load).
+/// The manual: the top page, one command's page, or every page written
+/// into a directory. Pages of commands are named `tagsmith-COMMAND(1)`, as
+/// the top page's SUBCOMMANDS section refers to them.
+fn man(command: Option<&str>, out_dir: Option<PathBuf>, cwd: &Path) -> Result<()> {
+    let mut top = Cli::command().disable_help_subcommand(true);
+    top.build();
+    if let Some(dir) = out_dir {
+        let dir = cwd.join(dir);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        clap_mangen::generate_to(top, &dir).map_err(|e| Error::io(&dir, e))?;
+        return Ok(());
+    }
+    let page = match command {
+        None => top,
+        Some(name) => {
+            let names: Vec<&str> = top.get_subcommands().map(|c| c.get_name()).collect();
+            let Some(sub) = top.find_subcommand(name) else {
+                return Err(Error::user(format!(
+                    "no command \"{name}\" has a manual page{}",
+                    Suggestion::closest(name, names)
+                )));
+            };
+            sub.clone()
+        }
+    };
+    let mut out = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut out)
+        .map_err(|e| Error::internal(format!("rendering the manual: {e}")))?;
+    print(&out)
+}
+
+/// The `--config` of the command line being completed (`COMPLETE=bash
+/// tagsmith -- tagsmith --config x tags …`), if one was typed.
+fn config_being_completed() -> Option<PathBuf> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut words = args.iter().skip_while(|a| *a != "--").skip(1);
+    while let Some(word) = words.next() {
+        let word = word.to_str()?;
+        if word == "--config" {
+            return words.next().map(PathBuf::from);
+        }
+        if let Some(path) = word.strip_prefix("--config=") {
+            return Some(PathBuf::from(path));
+        }
+    }
+    None
+}
+
+/// Service names for completion: those of the `--config` typed so far or
+/// the tagsmith.yaml found from the working directory (nothing when there
+/// is none or it does not load).
 fn service_candidates() -> Vec<clap_complete::CompletionCandidate> {
     let Ok(cwd) = std::env::current_dir() else {
         return Vec::new();
     };
-    let Ok(path) = crate::project::config::locate(None, &cwd) else {
+    let explicit = config_being_completed();
+    let Ok(path) = crate::project::config::locate(explicit.as_deref(), &cwd) else {
         return Vec::new();
     };
     let Ok(config) = crate::project::config::load(&path) else {

@@ -120,6 +120,23 @@ fn bash_completes_subcommands_options_values_and_service_names() {
     // (Under the target directory, where no ancestor holds one.)
     let empty = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     assert!(bash_complete(empty.path(), &["tagsmith", "build", "a"]).is_empty());
+    // A --config typed before the service names is the one they come from.
+    let config = d.join("tagsmith.yaml");
+    let config = config.to_str().unwrap();
+    assert_eq!(
+        bash_complete(
+            empty.path(),
+            &["tagsmith", "--config", config, "build", "a"]
+        ),
+        ["api"]
+    );
+    assert_eq!(
+        bash_complete(
+            empty.path(),
+            &["tagsmith", "explain", &format!("--config={config}"), "w"]
+        ),
+        ["web", "worker"]
+    );
 }
 
 #[test]
@@ -261,4 +278,48 @@ fn man_page_renders_with_man_db() {
         .unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("SUBCOMMANDS"));
+
+    // The pages the top page refers to exist: one command's page, and all
+    // of them written into a directory.
+    let build = ok(dir.path(), &["man", "build"]);
+    assert!(build.contains(".TH tagsmith-build 1"), "{build}");
+    assert!(build.contains("\\-\\-push"), "{build}");
+    let o = run(dir.path(), &["man", "biuld"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no command \"biuld\" has a manual page (did you mean \"build\"?)"),
+        "{}",
+        stderr(&o)
+    );
+    let pages = dir.path().join("pages");
+    ok(dir.path(), &["man", "--out-dir", "pages"]);
+    for sub in text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("tagsmith-"))
+        .filter_map(|l| l.strip_suffix("(1)"))
+    {
+        let page = pages.join(format!("tagsmith-{sub}.1"));
+        let o = Command::new("man")
+            .args(["--warnings", "-l", page.to_str().unwrap()])
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{sub}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&o.stderr),
+            "",
+            "{sub}: groff warnings"
+        );
+        assert!(
+            String::from_utf8_lossy(&o.stdout).starts_with(&format!("tagsmith-{sub}(1)")),
+            "{sub}"
+        );
+    }
+    assert!(pages.join("tagsmith.1").is_file());
 }

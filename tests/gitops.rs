@@ -213,6 +213,16 @@ fn kustomize_images_carry_digests_from_a_build_report() {
     assert_ne!(new_api, all["api"]);
     assert_eq!(got["api"], new_api);
     assert_eq!(got["web"], format!("{}@{}", all["web"], digests["web"]));
+
+    // The other formats show tags: a report given to them is refused, not ignored.
+    let o = run(d, &["tags", "--format", "helm", "--report", "report.json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("--report gives digests to --format kustomize only"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(o.stdout.is_empty());
 }
 
 /// Fills `{{ .Values.a.b.c }}` (and `{{ .Values.a.b.c | quote }}`) from

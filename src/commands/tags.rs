@@ -48,6 +48,11 @@ pub struct TagsReport {
 }
 
 pub fn run(project: &Project, options: Options) -> Result<TagsReport> {
+    if options.report.is_some() && options.format != Format::Kustomize {
+        return Err(Error::user(
+            "--report gives digests to --format kustomize only; the other formats show tags",
+        ));
+    }
     let order = project.select(&options.services)?;
     let github_output = match options.format {
         Format::Github => Some(options.github_output.ok_or_else(|| {

@@ -61,10 +61,14 @@ def run(cmd, cwd, env=None, stdin=None, check=True):
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    _, err = p.communicate()
+    err = p.stderr.read()
+    # wait4's ru_maxrss (KiB) is the exact peak; sampling can miss a short one.
+    _, status, usage = os.wait4(p.pid, 0)
     elapsed = time.perf_counter() - start
+    p.returncode = os.waitstatus_to_exitcode(status)
     done.set()
     t.join()
+    peak["rss"] = max(peak["rss"], usage.ru_maxrss)
     if check and p.returncode != 0:
         sys.exit(f"{' '.join(cmd)} failed ({p.returncode}): {err.decode(errors='replace')[-2000:]}")
     return elapsed, peak["rss"] / 1024, peak["anon"] / 1024

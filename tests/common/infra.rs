@@ -43,21 +43,53 @@ pub fn available(test: &str) -> bool {
 pub struct Registry {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    /// The address it listens on.
+    pub ip: String,
+    dir: tempfile::TempDir,
+}
+
+/// How a test registry serves: TLS with a certificate and key, and
+/// (mutual TLS) the CAs client certificates must be signed by.
+#[derive(Default)]
+pub struct Serving<'a> {
+    /// Listen here instead of 127.0.0.1.
+    pub ip: Option<&'a str>,
+    pub auth: bool,
+    pub tls: Option<(&'a Path, &'a Path)>,
+    pub client_cas: Option<&'a Path>,
 }
 
 impl Registry {
     pub fn start(auth: bool) -> Registry {
+        Registry::serve(Serving {
+            auth,
+            ..Serving::default()
+        })
+    }
+
+    pub fn serve(how: Serving<'_>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
+        let ip = how.ip.unwrap_or("127.0.0.1").to_string();
+        let port = TcpListener::bind((ip.as_str(), 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ip}:{port}\n",
             dir.path().join("data").display()
         );
+        if let Some((cert, key)) = how.tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            if let Some(cas) = how.client_cas {
+                config.push_str(&format!("    clientcas:\n      - {}\n", cas.display()));
+            }
+        }
+        let auth = how.auth;
         if auth {
             std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
             config.push_str(&format!(
@@ -75,10 +107,15 @@ impl Registry {
         let registry = Registry {
             child,
             port,
-            _dir: dir,
+            ip,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while registry.get("/v2/", auth).is_none() {
+        let ready = || match how.tls {
+            None => registry.get("/v2/", auth).is_some(),
+            Some(_) => TcpStream::connect((registry.ip.as_str(), port)).is_ok(),
+        };
+        while !ready() {
             assert!(
                 Instant::now() < deadline,
                 "registry on port {port} did not start"
@@ -88,13 +125,40 @@ impl Registry {
         registry
     }
 
+    /// The digest the tag points at, read from the registry's storage
+    /// (whatever protocol it speaks).
+    pub fn stored(&self, repo: &str, tag: &str) -> Option<String> {
+        std::fs::read_to_string(self.tag_dir(repo, tag).join("current/link")).ok()
+    }
+
+    /// Every manifest the tag has ever pointed at, from the storage's index.
+    pub fn tag_history(&self, repo: &str, tag: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.tag_dir(repo, tag).join("index/sha256")) else {
+            return Vec::new();
+        };
+        let mut all: Vec<String> = entries
+            .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    fn tag_dir(&self, repo: &str, tag: &str) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repo)
+            .join("_manifests/tags")
+            .join(tag)
+    }
+
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// A plain HTTP GET against the registry API: (status, body).
     pub fn get(&self, path: &str, auth: bool) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).ok()?;
         let mut req = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n", self.host());
         if auth {
             req.push_str(&format!(
@@ -123,7 +187,7 @@ impl Registry {
 
     /// The manifest digest of `repo:tag`, if the registry has it.
     pub fn digest(&self, repo: &str, tag: &str, auth: bool) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).ok()?;
         let mut req = format!(
             "HEAD /v2/{repo}/manifests/{tag} HTTP/1.0\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json\r\n",
             self.host()

@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests: real files in temp dirs, the real binary.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod infra;
+pub mod pki;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,0 +1,230 @@
+//! Registry faults, injected by a proxy (tests/common/faultproxy.py) in
+//! front of a real registry, for tagsmith's own checks and for the engine's
+//! pushes: every fault kind is retried and the run succeeds within the
+//! deadline; faults that outlast it fail exactly the services they hit.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::faults::{self, Entry, Fault, FaultProxy, Rule};
+use common::infra::{self, Registry};
+use common::*;
+
+/// A registry, the proxy in front of it, and a copy of the demo pushing
+/// through the proxy with `retry_deadline_seconds: deadline`. Dropping it
+/// removes the images the tests built.
+struct Setup {
+    proxy: FaultProxy,
+    _reg: Registry,
+    demo: tempfile::TempDir,
+    cfg: tempfile::TempDir,
+}
+
+impl Setup {
+    fn new(deadline: u64) -> Setup {
+        let reg = Registry::start(false);
+        let proxy = FaultProxy::start(&reg.host());
+        let demo = demo();
+        infra::use_registry(demo.path(), &format!("{}/demo", proxy.host()));
+        let config = demo.path().join("tagsmith.yaml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            format!("retry_deadline_seconds: {deadline}\n{text}"),
+        )
+        .unwrap();
+        Setup {
+            proxy,
+            _reg: reg,
+            demo,
+            cfg: infra::docker_config(None),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.demo.path()
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        infra::tagsmith(self.dir(), self.cfg.path(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "tagsmith {args:?}: {}\n{}\nproxy log:\n{}",
+            stdout(&o),
+            stderr(&o),
+            faults::show(&self.proxy.since(0))
+        );
+        stdout(&o)
+    }
+
+    fn tag(&self, service: &str) -> String {
+        tags(self.dir())[service].clone()
+    }
+
+    /// `^/v2/demo/<service's repository>/manifests/<its tag>$`.
+    fn manifest_path(&self, service: &str) -> String {
+        let repo = match service {
+            "web" => "frontend/web",
+            s => s,
+        };
+        format!("^/v2/demo/{repo}/manifests/{}$", self.tag(service))
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let prefix = format!("{}/", self.proxy.host());
+        let out = std::process::Command::new("docker")
+            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+            .output()
+            .unwrap();
+        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with(&prefix))
+            .map(str::to_string)
+            .collect();
+        infra::remove_images(&ours.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}
+
+/// The requests to `path` (a regex), without the proxy's stall-end lines.
+fn requests(log: &[Entry], method: &str, path: &str) -> Vec<Entry> {
+    let re = regex::Regex::new(path).unwrap();
+    log.iter()
+        .filter(|e| e.method == method && re.is_match(&e.path))
+        .filter(|e| e.fault.as_deref() != Some("stall-end"))
+        .cloned()
+        .collect()
+}
+
+fn line<'a>(out: &'a str, name: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_default()
+}
+
+/// Asserts that the requests to `path` met `fault` `times` times and then
+/// one got through; for 429, that each retry waited `Retry-After`.
+fn assert_retried(log: &[Entry], method: &str, path: &str, fault: Fault, times: usize) {
+    let seen = requests(log, method, path);
+    let shown = faults::show(log);
+    assert_eq!(
+        seen.len(),
+        times + 1,
+        "{} faulted {times} times, then through: {shown}",
+        fault.name()
+    );
+    for e in &seen[..times] {
+        assert!(e.fault.is_some(), "{shown}");
+    }
+    let gaps: Vec<String> = seen
+        .windows(2)
+        .map(|p| format!("{:.2}s", p[1].t - p[0].t))
+        .collect();
+    eprintln!(
+        "{method} {path}: {} then through; retried after {}",
+        fault.name(),
+        gaps.join(", ")
+    );
+    let last = seen.last().unwrap();
+    assert!(
+        last.fault.is_none() && last.status.is_some_and(|s| s < 500),
+        "{shown}"
+    );
+    if let Fault::TooMany { retry_after } = fault {
+        for pair in seen.windows(2) {
+            assert!(
+                pair[1].t - pair[0].t >= retry_after as f64 - 0.05,
+                "Retry-After: {retry_after} honoured: {shown}"
+            );
+        }
+    }
+}
+
+/// Each fault, twice on one service's manifest HEAD: `build --push
+/// --dry-run` and `plan` retry it and answer exactly as without faults.
+fn check_fault_recovers(fault: Fault) {
+    // A request timeout of 2 s (a quarter of the deadline).
+    let s = Setup::new(8);
+    s.ok(&["build", "--push", "--quiet", "worker"]);
+    let path = s.manifest_path("worker");
+
+    s.proxy.rules(&[Rule::new("HEAD", &path, fault).times(2)]);
+    let mark = s.proxy.mark();
+    let start = Instant::now();
+    let out = s.ok(&["build", "--push", "--dry-run"]);
+    let took = start.elapsed();
+    assert!(line(&out, "worker").ends_with("up-to-date"), "{out}");
+    for name in ["base", "api", "web"] {
+        assert!(
+            line(&out, name).ends_with("build (not in registry)"),
+            "{out}"
+        );
+    }
+    assert_retried(&s.proxy.since(mark), "HEAD", &path, fault, 2);
+    assert!(
+        took < Duration::from_secs(8),
+        "within the deadline: {took:?}"
+    );
+
+    s.proxy.rules(&[Rule::new("HEAD", &path, fault).times(2)]);
+    let mark = s.proxy.mark();
+    let out = s.ok(&["plan"]);
+    assert_eq!(out, "wave 0: base\nwave 1: api web\n");
+    assert_retried(&s.proxy.since(mark), "HEAD", &path, fault, 2);
+}
+
+#[test]
+fn check_500_is_retried() {
+    if faults::available("check_500_is_retried") {
+        check_fault_recovers(Fault::Status(500));
+    }
+}
+
+#[test]
+fn check_502_is_retried() {
+    if faults::available("check_502_is_retried") {
+        check_fault_recovers(Fault::Status(502));
+    }
+}
+
+#[test]
+fn check_503_is_retried() {
+    if faults::available("check_503_is_retried") {
+        check_fault_recovers(Fault::Status(503));
+    }
+}
+
+#[test]
+fn check_429_waits_retry_after() {
+    if faults::available("check_429_waits_retry_after") {
+        check_fault_recovers(Fault::TooMany { retry_after: 1 });
+    }
+}
+
+#[test]
+fn check_reset_is_retried() {
+    if faults::available("check_reset_is_retried") {
+        check_fault_recovers(Fault::Reset);
+    }
+}
+
+#[test]
+fn check_stall_times_out_and_is_retried() {
+    if faults::available("check_stall_times_out_and_is_retried") {
+        check_fault_recovers(Fault::Stall(4.0));
+    }
+}
+
+#[test]
+fn check_truncated_answer_is_retried() {
+    if faults::available("check_truncated_answer_is_retried") {
+        check_fault_recovers(Fault::Truncate);
+    }
+}

@@ -66,11 +66,22 @@ enum Challenge {
     },
 }
 
+/// What a host speaks, as far as is known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// An insecure host not reached yet: HTTPS is tried first, then HTTP.
+    Unknown,
+    Https,
+    Http,
+}
+
 struct Host {
     https: reqwest::Client,
     /// For insecure hosts: plain HTTP, used once HTTPS has failed.
     http: Option<reqwest::Client>,
-    use_http: Mutex<bool>,
+    /// Decided once, by the first exchange that gets an answer: a host
+    /// whose HTTPS works is never asked over HTTP again.
+    scheme: Mutex<Scheme>,
     challenge: tokio::sync::OnceCell<Challenge>,
     tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>,
     slots: tokio::sync::Semaphore,
@@ -181,7 +192,11 @@ impl Client {
         let h = Arc::new(Host {
             https,
             http,
-            use_http: Mutex::new(false),
+            scheme: Mutex::new(if insecure {
+                Scheme::Unknown
+            } else {
+                Scheme::Https
+            }),
             challenge: tokio::sync::OnceCell::new(),
             tokens: Mutex::default(),
             slots: tokio::sync::Semaphore::new(PER_HOST),
@@ -348,11 +363,8 @@ impl Client {
             }
             q.append_pair("scope", &call.scope);
         }
-        let client = if *host.use_http.lock().unwrap() {
-            host.http.as_ref().unwrap_or(&host.https)
-        } else {
-            &host.https
-        };
+        // The HTTPS client speaks plain HTTP to an http:// realm as well.
+        let client = &host.https;
         let request = match &creds {
             // An identity token is an OAuth2 refresh token: exchanged, not sent.
             Credentials::IdentityToken(refresh) => {
@@ -404,7 +416,8 @@ impl Client {
         Ok(token)
     }
 
-    /// One HTTP exchange, HTTPS first and HTTP for an insecure host once HTTPS failed.
+    /// One HTTP exchange: HTTPS, or for an insecure host whose HTTPS
+    /// cannot be reached, plain HTTP (Docker's fallback), decided once.
     async fn request(
         &self,
         host: &Host,
@@ -414,46 +427,91 @@ impl Client {
         headers: header::HeaderMap,
     ) -> std::result::Result<Answer, Failure> {
         let authority = api_host(name);
-        let plain = *host.use_http.lock().unwrap();
-        let (client, scheme) = match (&host.http, plain) {
-            (Some(http), true) => (http, "http"),
-            _ => (&host.https, "https"),
-        };
-        let url = format!("{scheme}://{authority}{path}");
-        let sent = client
-            .request(method.clone(), &url)
+        let scheme = *host.scheme.lock().unwrap();
+        if let (Scheme::Http, Some(http)) = (scheme, &host.http) {
+            let response = http
+                .request(method, format!("http://{authority}{path}"))
+                .headers(headers)
+                .send()
+                .await
+                .map_err(transport_failure)?;
+            return read(response).await;
+        }
+        let sent = host
+            .https
+            .request(method.clone(), format!("https://{authority}{path}"))
             .headers(headers.clone())
             .send()
             .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) if !plain && host.http.is_some() && (e.is_connect() || e.is_request()) => {
-                // Docker's fallback for insecure registries: the same request over HTTP.
-                let http = host.http.as_ref().expect("checked");
-                let r = http
+        match sent {
+            Ok(response) => {
+                host.decide(Scheme::Https);
+                read(response).await
+            }
+            // No TLS connection (refused, or not a TLS server): an insecure
+            // host may speak plain HTTP.
+            Err(e) if scheme == Scheme::Unknown && e.is_connect() => {
+                let http = host.http.as_ref().expect("insecure hosts have one");
+                let response = http
                     .request(method, format!("http://{authority}{path}"))
                     .headers(headers)
                     .send()
                     .await
                     .map_err(transport_failure)?;
-                *host.use_http.lock().unwrap() = true;
-                r
+                let answer = read(response).await?;
+                if speaks_only_https(&answer) {
+                    // An HTTPS server whose connection failed this time:
+                    // that failure is the one to report (and retry).
+                    host.decide(Scheme::Https);
+                    return Err(transport_failure(e));
+                }
+                host.decide(Scheme::Http);
+                Ok(answer)
             }
-            Err(e) => return Err(transport_failure(e)),
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let expected = response.content_length();
-        let body = response.bytes().await.map_err(transport_failure)?;
-        if expected.is_some_and(|n| n != body.len() as u64) {
-            return Err(Failure::Transient("the answer was cut short".into()));
+            Err(e) => {
+                if !e.is_connect() {
+                    // The TLS connection was made: the host speaks HTTPS.
+                    host.decide(Scheme::Https);
+                }
+                Err(transport_failure(e))
+            }
         }
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
     }
+}
+
+impl Host {
+    fn decide(&self, scheme: Scheme) {
+        let mut s = self.scheme.lock().unwrap();
+        if *s == Scheme::Unknown {
+            *s = scheme;
+        }
+    }
+}
+
+/// Reads a whole answer; one shorter than its Content-Length was cut short.
+async fn read(response: reqwest::Response) -> std::result::Result<Answer, Failure> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let expected = response.content_length();
+    let body = response.bytes().await.map_err(transport_failure)?;
+    if expected.is_some_and(|n| n != body.len() as u64) {
+        return Err(Failure::Transient("the answer was cut short".into()));
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The answer of an HTTPS server to plain HTTP: Go's (the registry's) "Client
+/// sent an HTTP request to an HTTPS server", nginx's "The plain HTTP request
+/// was sent to HTTPS port".
+fn speaks_only_https(a: &Answer) -> bool {
+    a.status == StatusCode::BAD_REQUEST
+        && String::from_utf8_lossy(&a.body)
+            .to_ascii_lowercase()
+            .contains("https")
 }
 
 enum Failure {

@@ -228,3 +228,162 @@ fn check_truncated_answer_is_retried() {
         check_fault_recovers(Fault::Truncate);
     }
 }
+
+/// Faults that outlast a 4 s deadline: exactly the services they hit fail,
+/// each with a message naming the registry and the reason; the others are
+/// checked (and built and pushed) as usual.
+#[test]
+fn check_faults_outlasting_the_deadline_fail_their_services_only() {
+    if !faults::available("check_faults_outlasting_the_deadline_fail_their_services_only") {
+        return;
+    }
+    let s = Setup::new(4);
+    s.ok(&["build", "--push", "--quiet", "worker"]);
+    let host = s.proxy.host();
+    s.proxy.rules(&[
+        Rule::new("HEAD", s.manifest_path("worker"), Fault::Status(503)),
+        Rule::new("HEAD", s.manifest_path("web"), Fault::Stall(30.0)),
+        Rule::new("HEAD", s.manifest_path("api"), Fault::Reset),
+    ]);
+    let reasons = [
+        ("worker", "503 Service Unavailable"),
+        ("web", "timed out"),
+        ("api", "reset"),
+    ];
+    let check = |o: &std::process::Output, took: Duration| {
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+        let err = stderr(o);
+        for (name, reason) in reasons {
+            let l = err
+                .lines()
+                .find(|l| l.contains(&format!("{name}: registry {host}: checking {host}/demo/")))
+                .unwrap_or_else(|| panic!("{name} is reported: {err}"));
+            assert!(
+                l.contains(" attempts: ") && l.contains(reason),
+                "{name}: {reason}: {l}"
+            );
+        }
+        assert!(!err.contains("base: registry"), "{err}");
+        assert!(
+            took >= Duration::from_secs(3) && took < Duration::from_secs(9),
+            "retried until the deadline, then reported: {took:?}"
+        );
+    };
+
+    let start = Instant::now();
+    let o = s.run(&["build", "--push", "--dry-run"]);
+    check(&o, start.elapsed());
+    let out = stdout(&o);
+    assert!(
+        line(&out, "base").ends_with("build (not in registry)"),
+        "{out}"
+    );
+    for name in ["worker", "web", "api"] {
+        assert!(
+            line(&out, name).ends_with("unknown (the check failed)"),
+            "{out}"
+        );
+    }
+
+    let start = Instant::now();
+    let o = s.run(&["plan"]);
+    check(&o, start.elapsed());
+    assert!(stderr(&o).contains("3 problems, no plan"), "{}", stderr(&o));
+
+    // A real run: the base is built and pushed, the three fail.
+    let report = s.dir().join("report.json");
+    let start = Instant::now();
+    let o = s.run(&[
+        "build",
+        "--push",
+        "--quiet",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    check(&o, start.elapsed());
+    assert!(stderr(&o).contains("3 failed, 0 blocked"), "{}", stderr(&o));
+    let statuses = infra::statuses(&report);
+    assert_eq!(statuses["base"], "pushed");
+    for name in ["worker", "web", "api"] {
+        assert_eq!(statuses[name], "failed", "{statuses:?}");
+    }
+}
+
+/// Each fault, twice on the manifest PUT of a push: the engine reports the
+/// push failed, tagsmith pushes again, and the service is `pushed` with the
+/// digest the registry holds for its tag.
+fn push_fault_recovers(fault: Fault) {
+    let s = Setup::new(8);
+    let path = s.manifest_path("worker");
+    s.proxy.rules(&[Rule::new("PUT", &path, fault).times(2)]);
+    let mark = s.proxy.mark();
+    let report = s.dir().join("report.json");
+    let start = Instant::now();
+    let o = s.run(&[
+        "build",
+        "--push",
+        "--report",
+        report.to_str().unwrap(),
+        "worker",
+    ]);
+    let took = start.elapsed();
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        stderr(&o),
+        faults::show(&s.proxy.since(mark))
+    );
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("worker | push failed (").count(),
+        2,
+        "two failed pushes said so: {err}"
+    );
+    assert_eq!(infra::statuses(&report)["worker"], "pushed");
+    let digest = by_name(&std::fs::read_to_string(&report).unwrap(), "digest")["worker"].clone();
+    assert_eq!(
+        s._reg.stored("demo/worker", &s.tag("worker")),
+        Some(digest),
+        "pushed with the digest the registry holds"
+    );
+    assert_retried(&s.proxy.since(mark), "PUT", &path, fault, 2);
+    assert!(
+        took < Duration::from_secs(10),
+        "within the deadline: {took:?}"
+    );
+}
+
+#[test]
+fn push_500_is_retried() {
+    if faults::available("push_500_is_retried") {
+        push_fault_recovers(Fault::Status(500));
+    }
+}
+
+#[test]
+fn push_502_is_retried() {
+    if faults::available("push_502_is_retried") {
+        push_fault_recovers(Fault::Status(502));
+    }
+}
+
+#[test]
+fn push_503_is_retried() {
+    if faults::available("push_503_is_retried") {
+        push_fault_recovers(Fault::Status(503));
+    }
+}
+
+#[test]
+fn push_reset_is_retried() {
+    if faults::available("push_reset_is_retried") {
+        push_fault_recovers(Fault::Reset);
+    }
+}
+
+#[test]
+fn push_truncated_answer_is_retried() {
+    if faults::available("push_truncated_answer_is_retried") {
+        push_fault_recovers(Fault::Truncate);
+    }
+}

@@ -387,3 +387,13 @@ fn push_truncated_answer_is_retried() {
         push_fault_recovers(Fault::Truncate);
     }
 }
+
+/// The engine has no timeout of its own for a registry that stops
+/// answering: a push with no progress for a quarter of the deadline is
+/// abandoned and pushed again.
+#[test]
+fn push_stall_is_cut_and_retried() {
+    if faults::available("push_stall_is_cut_and_retried") {
+        push_fault_recovers(Fault::Stall(30.0));
+    }
+}

@@ -216,10 +216,14 @@ impl Engine {
 
     /// Pushes `image` with `creds`; returns the manifest digest the engine
     /// reports having pushed (its `<tag>: digest: sha256:… size: N` line).
+    /// The engine waits for a registry that stops answering as long as the
+    /// connection lives: a push that reports nothing for `idle` is given up
+    /// (dropping the stream cancels it in the engine) as a transient failure.
     pub async fn push(
         &self,
         image: &ImageRef,
         creds: &Credentials,
+        idle: std::time::Duration,
         log: Log<'_>,
     ) -> Result<Option<String>, PushError> {
         let tag = image.tag_or_latest();
@@ -231,7 +235,14 @@ impl Engine {
             Some(options),
             Some(creds.docker(image.repository.host())),
         );
-        while let Some(item) = stream.next().await {
+        loop {
+            let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+                return Err(PushError::Transient(format!(
+                    "no progress for {}s: the registry stopped answering",
+                    idle.as_secs_f64()
+                )));
+            };
+            let Some(item) = next else { break };
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status.as_deref()

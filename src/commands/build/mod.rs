@@ -509,16 +509,20 @@ impl Run<'_> {
 
     /// Pushes `image`, retrying what the engine reports as a transient
     /// failure until the registry deadline; the digest the engine pushed.
+    /// A push that shows no progress for a quarter of the deadline (the
+    /// registry's request timeout) counts as such a failure.
     async fn push(&self, image: &ImageRef, log: crate::engine::Log<'_>) -> Result<Option<String>> {
+        use std::time::Duration;
         let host = image.repository.host();
         let start = Instant::now();
         let deadline = self.project.config.retry_deadline;
-        let mut delay = std::time::Duration::from_millis(500);
+        let idle = (deadline / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+        let mut delay = Duration::from_millis(500);
         let mut attempts = 1;
         loop {
             let result = self
                 .engine
-                .push(image, self.registry.keyring().get(host), log)
+                .push(image, self.registry.keyring().get(host), idle, log)
                 .await;
             match result {
                 Ok(digest) => return Ok(digest),
@@ -529,7 +533,7 @@ impl Run<'_> {
                         delay.as_secs_f64()
                     ));
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                    delay = (delay * 2).min(Duration::from_secs(10));
                     attempts += 1;
                 }
                 Err(PushError::Transient(msg) | PushError::Other(msg)) => {

@@ -397,3 +397,53 @@ fn push_stall_is_cut_and_retried() {
         push_fault_recovers(Fault::Stall(30.0));
     }
 }
+
+/// A registry rate-limiting a push (429, `Retry-After: 2`, for 2 s): the
+/// engine does not pass Retry-After on, so tagsmith asks the registry
+/// itself before pushing again, and waits as long as it says.
+#[test]
+fn push_429_waits_retry_after() {
+    if !faults::available("push_429_waits_retry_after") {
+        return;
+    }
+    let s = Setup::new(8);
+    let path = s.manifest_path("worker");
+    let limited = "^/v2/demo/worker/manifests/";
+    s.proxy.rules(&[
+        Rule::new("PUT", &path, Fault::TooMany { retry_after: 2 }).window(2.0, Some(limited))
+    ]);
+    let mark = s.proxy.mark();
+    let report = s.dir().join("report.json");
+    let o = s.run(&[
+        "build",
+        "--push",
+        "--report",
+        report.to_str().unwrap(),
+        "worker",
+    ]);
+    let log = s.proxy.since(mark);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), faults::show(&log));
+    assert_eq!(infra::statuses(&report)["worker"], "pushed");
+    let puts = requests(&log, "PUT", &path);
+    assert_eq!(
+        puts.len(),
+        2,
+        "one limited push, one that went through: {}",
+        faults::show(&log)
+    );
+    assert_eq!(puts[0].status, Some(429));
+    assert!(puts[1].fault.is_none());
+    let waited = puts[1].t - puts[0].t;
+    eprintln!("PUT {path}: 429 (Retry-After: 2), pushed again after {waited:.2}s");
+    assert!(
+        waited >= 1.95,
+        "pushed again only after Retry-After: {}",
+        faults::show(&log)
+    );
+    let limited_answers = log.iter().filter(|e| e.status == Some(429)).count();
+    assert!(
+        limited_answers <= 2,
+        "nothing but one question asked while limited: {}",
+        faults::show(&log)
+    );
+}

@@ -527,6 +527,22 @@ impl Run<'_> {
             match result {
                 Ok(digest) => return Ok(digest),
                 Err(PushError::Auth(_)) => return Err(self.registry.auth_error(host, None)),
+                Err(PushError::Transient(msg))
+                    if start.elapsed() + delay < deadline && rate_limited(&msg) =>
+                {
+                    // The engine does not pass the registry's Retry-After on:
+                    // the registry is asked, by a client that waits as long
+                    // as it says (within the deadline), before the next push.
+                    log(&format!(
+                        "push failed ({msg}); asking the registry when to try again"
+                    ));
+                    if let Err(e) = self.registry.digest(image).await {
+                        return Err(Error::user(format!(
+                            "pushing {image} failed after {attempts} attempts: {msg}; then {e}"
+                        )));
+                    }
+                    attempts += 1;
+                }
                 Err(PushError::Transient(msg)) if start.elapsed() + delay < deadline => {
                     log(&format!(
                         "push failed ({msg}); trying again in {:.1}s",
@@ -621,6 +637,11 @@ impl Run<'_> {
             auth: self.registry.keyring().docker(),
         }
     }
+}
+
+/// Whether the engine's push error is a registry's 429.
+fn rate_limited(msg: &str) -> bool {
+    msg.contains("429 Too Many Requests") || msg.contains("toomanyrequests")
 }
 
 /// Resolves with the number of the first SIGINT or SIGTERM.

@@ -447,3 +447,112 @@ fn push_429_waits_retry_after() {
         faults::show(&log)
     );
 }
+
+/// Push faults that outlast a 4 s deadline: the service fails with the
+/// engine's reason and the number of attempts, its dependents are blocked,
+/// the rest is pushed.
+#[test]
+fn push_faults_outlasting_the_deadline_fail_their_services_only() {
+    if !faults::available("push_faults_outlasting_the_deadline_fail_their_services_only") {
+        return;
+    }
+    let s = Setup::new(4);
+    let report = s.dir().join("report.json");
+    let build = || {
+        let start = Instant::now();
+        let o = s.run(&["build", "--push", "--report", report.to_str().unwrap()]);
+        (o, start.elapsed())
+    };
+
+    // The base's manifest PUT always 503.
+    s.proxy.rules(&[Rule::new(
+        "PUT",
+        s.manifest_path("base"),
+        Fault::Status(503),
+    )]);
+    let (o, took) = build();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let base = err
+        .lines()
+        .find(|l| l.starts_with("base | error: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        base.contains(&format!("pushing {}/demo/base:", s.proxy.host()))
+            && base.contains(" attempts: ")
+            && base.contains("503 Service Unavailable"),
+        "{base}"
+    );
+    eprintln!("{base} ({took:.1?})");
+    assert!(err.contains("1 failed, 2 blocked"), "{err}");
+    let statuses = infra::statuses(&report);
+    assert_eq!(statuses["base"], "failed");
+    assert_eq!(statuses["api"], "blocked");
+    assert_eq!(statuses["web"], "blocked");
+    assert_eq!(statuses["worker"], "pushed");
+    assert!(took < Duration::from_secs(15), "{took:?}");
+    assert_eq!(s._reg.stored("demo/base", &s.tag("base")), None);
+
+    // The worker's manifest PUT never answered: each push is given up
+    // after a second of silence (a quarter of the deadline).
+    write(&s.dir().join("services/worker/worker.yaml"), "changed: 1\n");
+    s.proxy.rules(&[Rule::new(
+        "PUT",
+        s.manifest_path("worker"),
+        Fault::Stall(30.0),
+    )]);
+    let (o, took) = build();
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let worker = err
+        .lines()
+        .find(|l| l.starts_with("worker | error: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        worker.contains(" attempts: ") && worker.contains("no progress for 1s"),
+        "{worker}"
+    );
+    eprintln!("{worker} ({took:.1?})");
+    let statuses = infra::statuses(&report);
+    assert_eq!(statuses["worker"], "failed");
+    for name in ["base", "api", "web"] {
+        assert_eq!(statuses[name], "pushed", "{statuses:?}");
+    }
+    assert!(took < Duration::from_secs(15), "{took:?}");
+}
+
+/// A fault on a layer upload: the engine retries that itself (its
+/// "Retrying in N seconds" countdown is progress, not a stall), and the
+/// push goes through.
+#[test]
+fn a_layer_upload_fault_is_retried_by_the_engine() {
+    if !faults::available("a_layer_upload_fault_is_retried_by_the_engine") {
+        return;
+    }
+    let s = Setup::new(8);
+    let uploads = "^/v2/demo/worker/blobs/uploads/";
+    s.proxy
+        .rules(&[Rule::new("PATCH", uploads, Fault::Reset).times(1)]);
+    let mark = s.proxy.mark();
+    let report = s.dir().join("report.json");
+    let start = Instant::now();
+    let o = s.run(&[
+        "build",
+        "--push",
+        "--report",
+        report.to_str().unwrap(),
+        "worker",
+    ]);
+    let took = start.elapsed();
+    let log = s.proxy.since(mark);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), faults::show(&log));
+    assert!(
+        requests(&log, "PATCH", uploads)
+            .iter()
+            .any(|e| e.fault.as_deref() == Some("reset")),
+        "{}",
+        faults::show(&log)
+    );
+    assert_eq!(infra::statuses(&report)["worker"], "pushed");
+    eprintln!("a reset layer upload: pushed in {took:.1?}");
+}

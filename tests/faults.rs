@@ -79,7 +79,16 @@ impl Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
-        let prefix = format!("{}/", self.proxy.host());
+        drop(Images(self.proxy.host()));
+    }
+}
+
+/// Removes the images a test built for a registry host on drop.
+struct Images(String);
+
+impl Drop for Images {
+    fn drop(&mut self) {
+        let prefix = format!("{}/", self.0);
         let out = std::process::Command::new("docker")
             .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
             .output()
@@ -555,4 +564,132 @@ fn a_layer_upload_fault_is_retried_by_the_engine() {
     );
     assert_eq!(infra::statuses(&report)["worker"], "pushed");
     eprintln!("a reset layer upload: pushed in {took:.1?}");
+}
+
+/// A registry behind a Bearer token realm (the proxy's): 50 services in 5
+/// repositories. Each run fetches one token per repository scope however
+/// many checks use it — anonymously, or with the docker config's
+/// credentials — and a failing token service is retried like the registry.
+#[test]
+fn bearer_tokens_are_fetched_once_per_scope() {
+    if !faults::available("bearer_tokens_are_fetched_once_per_scope") {
+        return;
+    }
+    let reg = Registry::start(false);
+    let proxy = FaultProxy::with_tokens(&reg.host());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let _images = Images(proxy.host());
+    let mut config = format!(
+        "registry: {}/team\nretry_deadline_seconds: 10\nservices:\n",
+        proxy.host()
+    );
+    for i in 0..50 {
+        config.push_str(&format!(
+            "  s{i:02}:\n    context: svc/s{i:02}\n    repository: r{}\n",
+            i % 5
+        ));
+        write(
+            &d.join(format!("svc/s{i:02}/Dockerfile")),
+            "FROM scratch\nCOPY . /\n",
+        );
+        write(&d.join(format!("svc/s{i:02}/f")), &format!("{i}\n"));
+    }
+    write(&d.join("tagsmith.yaml"), &config);
+    let scopes: Vec<String> = (0..5).map(|r| format!("team/r{r}:pull")).collect();
+    let anonymous = infra::docker_config(None);
+    let tokens = |log: &[Entry]| -> Vec<String> {
+        let mut all: Vec<String> = log
+            .iter()
+            .filter(|e| e.by_tagsmith())
+            .filter_map(|e| e.token_scopes.clone())
+            .flatten()
+            .collect();
+        all.sort();
+        all
+    };
+    let run = |cfg: &Path, args: &[&str]| {
+        let mark = proxy.mark();
+        let o = infra::tagsmith(d, cfg, args);
+        let log = proxy.since(mark);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}\n{}",
+            stderr(&o),
+            faults::show(&log)
+        );
+        (stdout(&o), log)
+    };
+
+    for args in [&["build", "--push", "--dry-run"][..], &["plan"]] {
+        let (out, log) = run(anonymous.path(), args);
+        assert_eq!(tokens(&log), scopes, "{args:?}: one token per scope");
+        assert!(log.iter().filter(|e| e.is_token()).all(|e| !e.basic));
+        let heads = requests(&log, "HEAD", "/manifests/");
+        assert_eq!(heads.len(), 50, "{}", faults::show(&log));
+        assert!(
+            heads.iter().all(|h| h.status == Some(404)),
+            "{}",
+            faults::show(&log)
+        );
+        if args[0] == "plan" {
+            assert!(out.starts_with("wave 0: s00 s01"), "{out}");
+        }
+    }
+
+    // The token service fails twice: retried, still one token per scope.
+    proxy.rules(&[Rule::new("GET", "^/token", Fault::Status(503)).times(2)]);
+    let (_, log) = run(anonymous.path(), &["build", "--push", "--dry-run"]);
+    assert_eq!(tokens(&log), scopes, "{}", faults::show(&log));
+    assert_eq!(
+        log.iter()
+            .filter(|e| e.path.starts_with("/token") && e.status == Some(503))
+            .count(),
+        2
+    );
+    proxy.clear();
+
+    // With credentials, the token requests carry them; a push goes through
+    // the realm too, and its checks reuse their tokens.
+    let authed = infra::docker_config(Some(&proxy.host()));
+    let report = d.join("report.json");
+    let (_, log) = run(
+        authed.path(),
+        &[
+            "build",
+            "--push",
+            "--quiet",
+            "--report",
+            report.to_str().unwrap(),
+            "s00",
+            "s05",
+        ],
+    );
+    let statuses = infra::statuses(&report);
+    assert_eq!(statuses["s00"], "pushed");
+    assert_eq!(statuses["s05"], "pushed");
+    // (The engine and its BuildKit fetch tokens of their own.)
+    let ours: Vec<&Entry> = log
+        .iter()
+        .filter(|e| e.is_token() && e.by_tagsmith())
+        .collect();
+    assert_eq!(
+        ours.iter()
+            .map(|e| e.token_scopes.clone().unwrap())
+            .collect::<Vec<_>>(),
+        [["team/r0:pull"]],
+        "one token for the checks of both: {}",
+        faults::show(&log)
+    );
+    assert!(
+        ours.iter().all(|e| e.basic),
+        "with the configured credentials"
+    );
+    assert!(
+        requests(&log, "PUT", "^/v2/team/r0/manifests/")
+            .iter()
+            .any(|e| e.status == Some(201)),
+        "the engine pushed through the realm: {}",
+        faults::show(&log)
+    );
 }

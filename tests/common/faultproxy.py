@@ -73,8 +73,10 @@ ARGS = None
 TLS = None  # the server's ssl.SSLContext with --tls-cert
 
 
-def log(**entry):
+def log(agent=None, **entry):
     entry["t"] = round(time.monotonic() - START, 4)
+    if agent:
+        entry["agent"] = agent
     line = json.dumps(entry, sort_keys=True)
     with LOCK:
         LOG.write(line + "\n")
@@ -158,6 +160,11 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "faultproxy"
 
+    def log(self, **entry):
+        """One log line for this request, with the client's User-Agent."""
+        headers = getattr(self, "headers", None)
+        log(agent=headers.get("User-Agent") if headers else None, **entry)
+
     def log_message(self, *args):
         pass
 
@@ -173,7 +180,7 @@ class Handler(BaseHTTPRequestHandler):
                 try:
                     self.request = TLS.wrap_socket(self.request, server_side=True)
                 except (OSError, ssl.SSLError) as e:
-                    log(method="TLS", path="", client=self.client_address[1], fault=None,
+                    self.log(method="TLS", path="", client=self.client_address[1], fault=None,
                         status=None, tls_error=str(e))
                     self.tls_failed = True
             else:
@@ -186,7 +193,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.plain_on_tls:
             # What Go's HTTPS servers answer to plain HTTP.
-            log(method="PLAIN", path="", client=self.client_address[1], fault=None, status=400)
+            self.log(method="PLAIN", path="", client=self.client_address[1], fault=None, status=400)
             body = b"Client sent an HTTP request to an HTTPS server.\n"
             try:
                 self.connection.sendall(
@@ -207,7 +214,7 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             first = b""
         if first == b"\x16":
-            log(method="TLS", path="", client=self.client_address[1], fault=None, status=400)
+            self.log(method="TLS", path="", client=self.client_address[1], fault=None, status=400)
             try:
                 self.connection.sendall(
                     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -276,7 +283,7 @@ class Handler(BaseHTTPRequestHandler):
         token = "tok-" + secrets.token_hex(8)
         with LOCK:
             TOKENS[token] = scopes
-        log(
+        self.log(
             method=self.command,
             path=urllib.parse.urlsplit(self.path).path,
             client=self.client_address[1],
@@ -316,7 +323,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "reset":
             # Answered by a reset before the body is read: what a dropped
             # connection looks like to a client in the middle of a request.
-            log(method=method, path=path, client=client, fault="reset", rule=rule, status=None)
+            self.log(method=method, path=path, client=client, fault="reset", rule=rule, status=None)
             self.reset()
             return
         body = self.read_body()
@@ -326,19 +333,19 @@ class Handler(BaseHTTPRequestHandler):
             code = {429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}.get(status, "UNKNOWN")
             if status == 429 and "retry_after" in picked[1]:
                 extra.append(("Retry-After", str(picked[1]["retry_after"])))
-            log(method=method, path=path, client=client, fault="status", rule=rule, status=status)
+            self.log(method=method, path=path, client=client, fault="status", rule=rule, status=status)
             doc = json.dumps({"errors": [{"code": code, "message": "injected by faultproxy"}]})
             self.answer(status, doc.encode(), extra)
             return
         if fault == "stall":
-            log(method=method, path=path, client=client, fault="stall", rule=rule, status=None)
+            self.log(method=method, path=path, client=client, fault="stall", rule=rule, status=None)
             time.sleep(float(picked[1].get("seconds", 5)))
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            log(method=method, path=path, client=client, fault="stall-end", rule=rule, status=None)
+            self.log(method=method, path=path, client=client, fault="stall-end", rule=rule, status=None)
             return
         if ARGS.token:
             if urllib.parse.urlsplit(path).path == "/token":
@@ -349,14 +356,14 @@ class Handler(BaseHTTPRequestHandler):
                 challenge = f'Bearer realm="{self.realm()}",service="faultproxy"'
                 if scope:
                     challenge += f',scope="{scope}"'
-                log(method=method, path=path, client=client, fault=None, status=401, auth="challenge")
+                self.log(method=method, path=path, client=client, fault=None, status=401, auth="challenge")
                 doc = json.dumps({"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]})
                 self.answer(401, doc.encode(), [("WWW-Authenticate", challenge)])
                 return
         try:
             status, reason, headers, answer = self.forward(method, path, body)
         except OSError as e:
-            log(method=method, path=path, client=client, fault=None, status=502, upstream_error=str(e))
+            self.log(method=method, path=path, client=client, fault=None, status=502, upstream_error=str(e))
             self.answer(502, b"")
             return
         head, rest = self.raw(status, reason, headers, answer, head=method == "HEAD")
@@ -367,14 +374,14 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_raw(head, rest[: len(rest) // 2])
             else:
                 self.send_raw(head[: len(head) // 2], b"")
-            log(method=method, path=path, client=client, fault="truncate", rule=rule, status=status)
+            self.log(method=method, path=path, client=client, fault="truncate", rule=rule, status=status)
             self.close_connection = True
             try:
                 self.connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
             return
-        log(method=method, path=path, client=client, fault=None, status=status)
+        self.log(method=method, path=path, client=client, fault=None, status=status)
         self.send_raw(head, rest)
 
     def forward(self, method, path, body):

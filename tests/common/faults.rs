@@ -142,6 +142,17 @@ pub struct Entry {
     pub status: Option<u16>,
     /// For a token the proxy issued: its scopes.
     pub token_scopes: Option<Vec<String>>,
+    /// For a token request: whether it came with Basic credentials.
+    pub basic: bool,
+    /// The client's User-Agent.
+    pub agent: String,
+}
+
+impl Entry {
+    /// Whether tagsmith sent it (not the engine, not BuildKit).
+    pub fn by_tagsmith(&self) -> bool {
+        self.agent.starts_with("tagsmith/")
+    }
 }
 
 impl Entry {
@@ -277,6 +288,8 @@ impl FaultProxy {
                         .map(|s| s.as_str().unwrap_or_default().to_string())
                         .collect()
                 }),
+                basic: v["basic"].as_bool().unwrap_or_default(),
+                agent: v["agent"].as_str().unwrap_or_default().to_string(),
             })
             .collect()
     }
@@ -294,8 +307,17 @@ pub fn show(entries: &[Entry]) -> String {
     entries
         .iter()
         .map(|e| {
+            let token = match &e.token_scopes {
+                Some(s) => format!(
+                    " token for [{}]{}",
+                    s.join(" "),
+                    if e.basic { " with Basic" } else { "" }
+                ),
+                None => String::new(),
+            };
+            let agent = e.agent.split(['/', ' ']).next().unwrap_or_default();
             format!(
-                "{:8.3} {} {} {} {}",
+                "{:8.3} {agent:<8} {} {} {} {}{token}",
                 e.t,
                 e.method,
                 e.path,

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use common::faults::{self, Fault, FaultProxy, Rule};
 use common::infra::{self, Registry, Serving};
-use common::pki::{self, CertsD, Pki};
+use common::pki::{self, CertsD, HostsEntry, Pki};
 use common::*;
 
 /// The demo pushing to `registry`, with a short retry deadline.
@@ -195,4 +195,54 @@ fn a_transient_failure_on_loopback_https_stays_on_https() {
             );
         }
     }
+}
+
+/// A unique host name for this test process.
+fn name(what: &str) -> String {
+    format!("tagsmith-{what}-{}.test", std::process::id())
+}
+
+/// A registry under a name resolving to an address outside 127.0.0.0/8:
+/// Docker verifies its certificate, and so does tagsmith. Without the CA
+/// in certs.d: one clear message naming the host and where the CA goes;
+/// with it: build --push (the engine reads the same CA) and render work.
+#[test]
+fn a_verified_registry_needs_its_ca_in_certs_d() {
+    if !pki::available("a_verified_registry_needs_its_ca_in_certs_d") {
+        return;
+    }
+    let ip = pki::outside_ip().expect("an IPv4 address outside 127.0.0.0/8");
+    let name = name("verified");
+    let _hosts = HostsEntry::add(&ip, &name);
+    let pki = Pki::new(&[], &[&name]);
+    let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
+    let reg = Registry::serve(Serving {
+        ip: Some(&ip),
+        tls: Some((&cert, &key)),
+        ..Serving::default()
+    });
+    let host = format!("{name}:{}", reg.port);
+    let _images = Images(host.clone());
+    let demo = project(&host, 4);
+    let d = demo.path();
+    let cfg = infra::docker_config(None);
+
+    let certs_d = format!("/etc/docker/certs.d/{host}/ca.crt");
+    for args in [
+        &["build", "--push", "--dry-run"][..],
+        &["build", "--push"],
+        &["plan"],
+    ] {
+        let o = infra::tagsmith(d, cfg.path(), args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("registry {host}")) && err.contains(&certs_d),
+            "{args:?}: {err}"
+        );
+        eprintln!("{args:?}: {err}");
+    }
+
+    let _ca = CertsD::install(&host, &[(pki.path("ca.crt"), "ca.crt")]);
+    build_push_and_render(&reg, d, cfg.path(), &["base", "api", "web", "worker"], &[]);
 }

@@ -76,6 +76,10 @@ enum Scheme {
 }
 
 struct Host {
+    /// `host[:port]`, as references name it.
+    name: String,
+    /// Whether certs.d gave a client certificate.
+    client_cert: bool,
     https: reqwest::Client,
     /// For insecure hosts: plain HTTP, used once HTTPS has failed.
     http: Option<reqwest::Client>,
@@ -166,6 +170,7 @@ impl Client {
         } else {
             Trust::SystemAnd(cas)
         };
+        let client_cert = identity.is_some();
         let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
         let config = tls::client_config(&trust, identity).map_err(|e| fail(e.to_string()))?;
         // A stalled request must leave time for another within the deadline.
@@ -190,6 +195,8 @@ impl Client {
             None
         };
         let h = Arc::new(Host {
+            name: host.to_string(),
+            client_cert,
             https,
             http,
             scheme: Mutex::new(if insecure {
@@ -260,7 +267,7 @@ impl Client {
         let (status, cause) = match outcome {
             Ok(a) => (Some(a.status.as_u16()), describe(&a)),
             Err(Failure::Denied(status, c)) => (Some(status), c),
-            Err(Failure::Transient(c) | Failure::Final(c)) => (None, c),
+            Err(Failure::Transient(c) | Failure::Final(c) | Failure::Tls(c)) => (None, c),
         };
         RegistryError {
             host: call.host.to_string(),
@@ -387,9 +394,9 @@ impl Client {
                 }
             }
         };
-        let response = request.send().await.map_err(transport_failure)?;
+        let response = request.send().await.map_err(|e| host.failure(e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(transport_failure)?;
+        let body = response.bytes().await.map_err(|e| host.failure(e))?;
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(Failure::Transient(format!(
                 "the token service answered {status}"
@@ -434,8 +441,8 @@ impl Client {
                 .headers(headers)
                 .send()
                 .await
-                .map_err(transport_failure)?;
-            return read(response).await;
+                .map_err(|e| host.failure(e))?;
+            return read(host, response).await;
         }
         let sent = host
             .https
@@ -446,7 +453,7 @@ impl Client {
         match sent {
             Ok(response) => {
                 host.decide(Scheme::Https);
-                read(response).await
+                read(host, response).await
             }
             // No TLS connection (refused, or not a TLS server): an insecure
             // host may speak plain HTTP.
@@ -457,13 +464,13 @@ impl Client {
                     .headers(headers)
                     .send()
                     .await
-                    .map_err(transport_failure)?;
-                let answer = read(response).await?;
+                    .map_err(|e| host.failure(e))?;
+                let answer = read(host, response).await?;
                 if speaks_only_https(&answer) {
                     // An HTTPS server whose connection failed this time:
                     // that failure is the one to report (and retry).
                     host.decide(Scheme::Https);
-                    return Err(transport_failure(e));
+                    return Err(host.failure(e));
                 }
                 host.decide(Scheme::Http);
                 Ok(answer)
@@ -473,7 +480,7 @@ impl Client {
                     // The TLS connection was made: the host speaks HTTPS.
                     host.decide(Scheme::Https);
                 }
-                Err(transport_failure(e))
+                Err(host.failure(e))
             }
         }
     }
@@ -489,11 +496,11 @@ impl Host {
 }
 
 /// Reads a whole answer; one shorter than its Content-Length was cut short.
-async fn read(response: reqwest::Response) -> std::result::Result<Answer, Failure> {
+async fn read(host: &Host, response: reqwest::Response) -> std::result::Result<Answer, Failure> {
     let status = response.status();
     let headers = response.headers().clone();
     let expected = response.content_length();
-    let body = response.bytes().await.map_err(transport_failure)?;
+    let body = response.bytes().await.map_err(|e| host.failure(e))?;
     if expected.is_some_and(|n| n != body.len() as u64) {
         return Err(Failure::Transient("the answer was cut short".into()));
     }
@@ -518,28 +525,60 @@ enum Failure {
     /// Worth another attempt: the network, a timeout, a reset.
     Transient(String),
     Final(String),
+    /// A TLS trust problem (the registry's certificate, or ours): every
+    /// call to the host fails alike; the text says what to do.
+    Tls(String),
     /// The token service refused the credentials (its HTTP status).
     Denied(u16, String),
 }
 
-fn transport_failure(e: reqwest::Error) -> Failure {
-    let text = super::redact(&e);
-    if e.is_builder() || text.contains("certificate") || text.contains("UnknownIssuer") {
-        // A TLS problem does not go away by trying again.
-        Failure::Final(tls_hint(&text))
-    } else {
-        Failure::Transient(text)
+impl Host {
+    /// A transport error, judged: a TLS trust problem does not go away by
+    /// trying again, and says where certs.d wants the files.
+    fn failure(&self, e: reqwest::Error) -> Failure {
+        let text = super::redact(&e);
+        if e.is_builder() {
+            return Failure::Final(text);
+        }
+        match tls_problem(&text, &self.name, self.client_cert) {
+            Some(problem) => Failure::Tls(problem),
+            None => Failure::Transient(text),
+        }
     }
 }
 
-fn tls_hint(text: &str) -> String {
-    if text.contains("UnknownIssuer") || text.contains("certificate") {
-        format!(
-            "{text} (the registry's certificate is not trusted: put its CA in {CERTS_D}/<host:port>/ca.crt, as for the Docker engine)"
-        )
-    } else {
-        text.to_string()
+/// What a TLS failure means for `host`, if `text` is one.
+fn tls_problem(text: &str, host: &str, client_cert: bool) -> Option<String> {
+    let dir = format!("{CERTS_D}/{host}");
+    let after = |marker: &str| {
+        text.split_once(marker).map(|(_, rest)| {
+            rest.split([' ', ',', ')', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    if let Some(reason) = after("invalid peer certificate: ") {
+        return Some(if reason == "UnknownIssuer" {
+            format!(
+                "the registry's TLS certificate is not signed by a CA this machine trusts ({reason}): put the CA's certificate in {dir}/ca.crt, where the Docker engine reads it too"
+            )
+        } else {
+            format!("the registry's TLS certificate is not valid for {host} ({reason})")
+        });
     }
+    if let Some(alert) = after("received fatal alert: ") {
+        return Some(if client_cert {
+            format!(
+                "the registry refused the TLS connection ({alert}): it does not accept the client certificate in {dir}/"
+            )
+        } else {
+            format!(
+                "the registry refused the TLS connection ({alert}): it wants a client certificate: put client.cert and client.key in {dir}/, where the Docker engine reads them too"
+            )
+        });
+    }
+    text.contains("certificate").then(|| text.to_string())
 }
 
 /// A failed answer in a line: its status and the registry's error codes.
@@ -704,6 +743,30 @@ mod tests {
             &["reg.internal:5000".into()]
         ));
         assert!(is_insecure("reg.internal:5000", &["reg.internal".into()]));
+    }
+
+    #[test]
+    fn tls_problems_say_where_certs_d_wants_the_files() {
+        let text = "error sending request for url (https://r.test:5000/v2/): client error (Connect): invalid peer certificate: UnknownIssuer";
+        let p = tls_problem(text, "r.test:5000", false).unwrap();
+        assert!(
+            p.contains("(UnknownIssuer)") && p.contains("/etc/docker/certs.d/r.test:5000/ca.crt"),
+            "{p}"
+        );
+        let text =
+            "client error (Canceled): connection error: received fatal alert: CertificateRequired";
+        let p = tls_problem(text, "r.test:5000", false).unwrap();
+        assert!(
+            p.contains("(CertificateRequired)")
+                && p.contains("client.cert and client.key in /etc/docker/certs.d/r.test:5000/"),
+            "{p}"
+        );
+        let p = tls_problem(text, "r.test:5000", true).unwrap();
+        assert!(p.contains("does not accept the client certificate"), "{p}");
+        assert_eq!(
+            tls_problem("Connection reset by peer", "r.test", false),
+            None
+        );
     }
 
     #[test]

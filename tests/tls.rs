@@ -240,6 +240,8 @@ fn a_verified_registry_needs_its_ca_in_certs_d() {
             err.contains(&format!("registry {host}")) && err.contains(&certs_d),
             "{args:?}: {err}"
         );
+        assert_eq!(err.lines().count(), 1, "{args:?}: one message: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: {}", stdout(&o));
         eprintln!("{args:?}: {err}");
     }
 

@@ -162,6 +162,7 @@ impl Client {
             host: host.to_string(),
             status: None,
             message,
+            tls: false,
         };
         let insecure = is_insecure(host, &self.insecure);
         let (cas, identity) = certs_d(&self.certs_d.join(host)).map_err(|e| fail(e.to_string()))?;
@@ -264,6 +265,7 @@ impl Client {
         } else {
             String::new()
         };
+        let tls = matches!(outcome, Err(Failure::Tls(_)));
         let (status, cause) = match outcome {
             Ok(a) => (Some(a.status.as_u16()), describe(&a)),
             Err(Failure::Denied(status, c)) => (Some(status), c),
@@ -276,6 +278,7 @@ impl Client {
                 "registry {}: {} failed{tries}: {cause}",
                 call.host, call.what
             ),
+            tls,
         }
     }
 

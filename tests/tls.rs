@@ -248,3 +248,63 @@ fn a_verified_registry_needs_its_ca_in_certs_d() {
     let _ca = CertsD::install(&host, &[(pki.path("ca.crt"), "ca.crt")]);
     build_push_and_render(&reg, d, cfg.path(), &["base", "api", "web", "worker"], &[]);
 }
+
+/// Mutual TLS: a registry that wants a client certificate signed by its
+/// client CA. With only the CA in certs.d: one message saying where
+/// client.cert and client.key go; with them there, build --push (the
+/// engine shows the same certificate) and render work.
+#[test]
+fn mutual_tls_takes_the_client_certificate_from_certs_d() {
+    if !pki::available("mutual_tls_takes_the_client_certificate_from_certs_d") {
+        return;
+    }
+    let ip = pki::outside_ip().expect("an IPv4 address outside 127.0.0.0/8");
+    let name = name("mtls");
+    let _hosts = HostsEntry::add(&ip, &name);
+    let pki = Pki::new(&[], &[&name]);
+    let (cert, key, client_ca) = (
+        pki.path("server.crt"),
+        pki.path("server.key"),
+        pki.path("client-ca.crt"),
+    );
+    let reg = Registry::serve(Serving {
+        ip: Some(&ip),
+        tls: Some((&cert, &key)),
+        client_cas: Some(&client_ca),
+        ..Serving::default()
+    });
+    let host = format!("{name}:{}", reg.port);
+    let _images = Images(host.clone());
+    let demo = project(&host, 4);
+    let d = demo.path();
+    let cfg = infra::docker_config(None);
+
+    let dir = format!("/etc/docker/certs.d/{host}/");
+    {
+        let _ca = CertsD::install(&host, &[(pki.path("ca.crt"), "ca.crt")]);
+        let start = std::time::Instant::now();
+        let o = infra::tagsmith(d, cfg.path(), &["build", "--push"]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(&format!("registry {host}"))
+                && err.contains(&format!("client.cert and client.key in {dir}")),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "one message: {err}");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(3),
+            "not retried"
+        );
+        eprintln!("{err}");
+    }
+    let _certs = CertsD::install(
+        &host,
+        &[
+            (pki.path("ca.crt"), "ca.crt"),
+            (pki.path("client.cert"), "client.cert"),
+            (pki.path("client.key"), "client.key"),
+        ],
+    );
+    build_push_and_render(&reg, d, cfg.path(), &["base", "api", "web", "worker"], &[]);
+}

@@ -100,7 +100,9 @@ fn build_push_and_render(reg: &Registry, d: &Path, cfg: &Path, pushed: &[&str], 
             digests["base"]
         )
     );
-    let out = ok(d, cfg, &["build", "--push", "--dry-run"]);
+    let mut args = vec!["build", "--push", "--dry-run"];
+    args.extend_from_slice(extra);
+    let out = ok(d, cfg, &args);
     assert!(
         out.lines().all(|l| l.ends_with("up-to-date")),
         "everything is there now: {out}"
@@ -213,7 +215,7 @@ fn a_verified_registry_needs_its_ca_in_certs_d() {
     }
     let ip = pki::outside_ip().expect("an IPv4 address outside 127.0.0.0/8");
     let name = name("verified");
-    let _hosts = HostsEntry::add(&ip, &name);
+    let hosts = HostsEntry::add(&ip, &name);
     let pki = Pki::new(&[], &[&name]);
     let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
     let reg = Registry::serve(Serving {
@@ -246,6 +248,7 @@ fn a_verified_registry_needs_its_ca_in_certs_d() {
     }
 
     let _ca = CertsD::install(&host, &[(pki.path("ca.crt"), "ca.crt")]);
+    hosts.settle();
     build_push_and_render(&reg, d, cfg.path(), &["base", "api", "web", "worker"], &[]);
 }
 
@@ -260,7 +263,7 @@ fn mutual_tls_takes_the_client_certificate_from_certs_d() {
     }
     let ip = pki::outside_ip().expect("an IPv4 address outside 127.0.0.0/8");
     let name = name("mtls");
-    let _hosts = HostsEntry::add(&ip, &name);
+    let hosts = HostsEntry::add(&ip, &name);
     let pki = Pki::new(&[], &[&name]);
     let (cert, key, client_ca) = (
         pki.path("server.crt"),
@@ -306,5 +309,32 @@ fn mutual_tls_takes_the_client_certificate_from_certs_d() {
             (pki.path("client.key"), "client.key"),
         ],
     );
+    hosts.settle();
+    build_push_and_render(&reg, d, cfg.path(), &["base", "api", "web", "worker"], &[]);
+}
+
+/// Docker's rule for insecure registries goes by address: a name that
+/// resolves into 127.0.0.0/8 is insecure too, so the engine neither
+/// verifies its certificate nor needs its CA — and neither may tagsmith,
+/// or its checks fail where the engine's pushes work.
+#[test]
+fn a_name_resolving_to_loopback_is_insecure_as_for_docker() {
+    if !pki::available("a_name_resolving_to_loopback_is_insecure_as_for_docker") {
+        return;
+    }
+    let name = name("loopback");
+    let hosts = HostsEntry::add("127.0.0.1", &name);
+    let pki = Pki::new(&[], &[&name]);
+    let (cert, key) = (pki.path("server.crt"), pki.path("server.key"));
+    let reg = Registry::serve(Serving {
+        tls: Some((&cert, &key)),
+        ..Serving::default()
+    });
+    let host = format!("{name}:{}", reg.port);
+    let _images = Images(host.clone());
+    let demo = project(&host, 4);
+    let d = demo.path();
+    let cfg = infra::docker_config(None);
+    hosts.settle();
     build_push_and_render(&reg, d, cfg.path(), &["base", "api", "web", "worker"], &[]);
 }

@@ -95,7 +95,8 @@ pub struct Client {
     insecure: Vec<String>,
     certs_d: PathBuf,
     deadline: Duration,
-    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Each host set up once, however many calls start at the same time.
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Host>>>>>,
     credentials: Mutex<HashMap<String, Credentials>>,
 }
 
@@ -112,6 +113,25 @@ pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback());
     name == "localhost" || loopback || insecure.iter().any(|h| h == host || h == name)
+}
+
+/// Docker's rule for insecure registries goes by address (its insecure
+/// CIDRs, by default 127.0.0.0/8): a name that resolves into 127.0.0.0/8
+/// is insecure as well, whatever the name.
+async fn resolves_to_loopback(host: &str) -> bool {
+    let with_port = match host.rsplit_once(':') {
+        Some((_, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
+            host.to_string()
+        }
+        _ => format!("{host}:443"),
+    };
+    let lookup = tokio::net::lookup_host(with_port);
+    match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(Ok(addresses)) => addresses
+            .into_iter()
+            .any(|a| matches!(a.ip(), std::net::IpAddr::V4(ip) if ip.is_loopback())),
+        _ => false,
+    }
 }
 
 /// Docker Hub's API answers at another name than its references use.
@@ -154,17 +174,27 @@ impl Client {
             .insert(host.to_string(), credentials);
     }
 
-    fn host(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
-        if let Some(h) = self.hosts.lock().unwrap().get(host) {
-            return Ok(h.clone());
-        }
+    async fn host(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
+        let cell = self
+            .hosts
+            .lock()
+            .unwrap()
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.set_up(host)).await.cloned()
+    }
+
+    /// A host's clients: its trust (certs.d, or none for an insecure host)
+    /// and timeouts.
+    async fn set_up(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
+        let insecure = is_insecure(host, &self.insecure) || resolves_to_loopback(host).await;
         let fail = |message: String| RegistryError {
             host: host.to_string(),
             status: None,
             message,
             tls: false,
         };
-        let insecure = is_insecure(host, &self.insecure);
         let (cas, identity) = certs_d(&self.certs_d.join(host)).map_err(|e| fail(e.to_string()))?;
         let trust = if insecure {
             Trust::Anything
@@ -195,7 +225,7 @@ impl Client {
         } else {
             None
         };
-        let h = Arc::new(Host {
+        Ok(Arc::new(Host {
             name: host.to_string(),
             client_cert,
             https,
@@ -208,19 +238,14 @@ impl Client {
             challenge: tokio::sync::OnceCell::new(),
             tokens: Mutex::default(),
             slots: tokio::sync::Semaphore::new(PER_HOST),
-        });
-        self.hosts
-            .lock()
-            .unwrap()
-            .insert(host.to_string(), h.clone());
-        Ok(h)
+        }))
     }
 
     /// Sends `call`, authenticating and retrying as the module says. Any
     /// answer that is not retried is returned, whatever its status.
     pub async fn send(&self, call: &Call<'_>) -> std::result::Result<Answer, RegistryError> {
         let start = Instant::now();
-        let host = self.host(call.host)?;
+        let host = self.host(call.host).await?;
         let _slot = host.slots.acquire().await.expect("never closed");
         let mut delay = Duration::from_millis(200);
         let mut attempts = 0;

@@ -188,6 +188,7 @@ static HOSTS: Mutex<()> = Mutex::new(());
 /// A line `<ip> <name>` in /etc/hosts for one test; removed on drop.
 pub struct HostsEntry {
     line: String,
+    added: std::time::Instant,
 }
 
 impl HostsEntry {
@@ -203,7 +204,19 @@ impl HostsEntry {
         text.push('\n');
         // In place: /etc/hosts may be a mount point that cannot be renamed over.
         std::fs::write("/etc/hosts", text).unwrap();
-        HostsEntry { line }
+        HostsEntry {
+            line,
+            added: std::time::Instant::now(),
+        }
+    }
+
+    /// Waits until the engine sees the entry: Go's resolver (dockerd's)
+    /// re-reads /etc/hosts only when its copy is 5 s old.
+    pub fn settle(&self) {
+        let wait = std::time::Duration::from_millis(5500);
+        if let Some(left) = wait.checked_sub(self.added.elapsed()) {
+            std::thread::sleep(left);
+        }
     }
 }
 

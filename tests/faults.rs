@@ -79,35 +79,17 @@ impl Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
-        drop(Images(self.proxy.host()));
+        drop(infra::ImagesOf(self.proxy.host()));
     }
 }
 
-/// Removes the images a test built for a registry host on drop.
-struct Images(String);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let prefix = format!("{}/", self.0);
-        let out = std::process::Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .output()
-            .unwrap();
-        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .map(str::to_string)
-            .collect();
-        infra::remove_images(&ours.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-}
-
-/// The requests to `path` (a regex), without the proxy's stall-end lines.
+/// The requests to `path` (a regex): one entry each (the proxy logs a
+/// stall's end and a delay's start besides).
 fn requests(log: &[Entry], method: &str, path: &str) -> Vec<Entry> {
     let re = regex::Regex::new(path).unwrap();
     log.iter()
         .filter(|e| e.method == method && re.is_match(&e.path))
-        .filter(|e| e.fault.as_deref() != Some("stall-end"))
+        .filter(|e| !matches!(e.fault.as_deref(), Some("stall-end" | "delay")))
         .cloned()
         .collect()
 }
@@ -236,6 +218,28 @@ fn check_truncated_answer_is_retried() {
     if faults::available("check_truncated_answer_is_retried") {
         check_fault_recovers(Fault::Truncate);
     }
+}
+
+/// A slow answer (1.5 s) within the request timeout (2 s, a quarter of the
+/// deadline) is waited for, not retried.
+#[test]
+fn a_slow_answer_within_the_timeout_is_not_retried() {
+    if !faults::available("a_slow_answer_within_the_timeout_is_not_retried") {
+        return;
+    }
+    let s = Setup::new(8);
+    let path = s.manifest_path("worker");
+    s.proxy
+        .rules(&[Rule::new("HEAD", &path, Fault::Delay(1.5))]);
+    let mark = s.proxy.mark();
+    let out = s.ok(&["build", "--push", "--dry-run", "worker"]);
+    assert!(
+        line(&out, "worker").ends_with("build (not in registry)"),
+        "{out}"
+    );
+    let log = s.proxy.since(mark);
+    let heads = requests(&log, "HEAD", &path);
+    assert_eq!(heads.len(), 1, "{}", faults::show(&log));
 }
 
 /// Faults that outlast a 4 s deadline: exactly the services they hit fail,
@@ -579,7 +583,7 @@ fn bearer_tokens_are_fetched_once_per_scope() {
     let proxy = FaultProxy::with_tokens(&reg.host());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let _images = Images(proxy.host());
+    let _images = infra::ImagesOf(proxy.host());
     let mut config = format!(
         "registry: {}/team\nretry_deadline_seconds: 10\nservices:\n",
         proxy.host()

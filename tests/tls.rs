@@ -26,25 +26,6 @@ fn project(registry: &str, deadline: u64) -> tempfile::TempDir {
     demo
 }
 
-/// Removes the images a test built for `host` on drop.
-struct Images(String);
-
-impl Drop for Images {
-    fn drop(&mut self) {
-        let out = std::process::Command::new("docker")
-            .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
-            .output()
-            .unwrap();
-        let prefix = format!("{}/", self.0);
-        let ours: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with(&prefix))
-            .map(str::to_string)
-            .collect();
-        infra::remove_images(&ours.iter().map(String::as_str).collect::<Vec<_>>());
-    }
-}
-
 fn ok(d: &Path, cfg: &Path, args: &[&str]) -> String {
     let o = infra::tagsmith(d, cfg, args);
     assert!(
@@ -134,7 +115,7 @@ fn https_registry_on_loopback() {
         tls: Some((&cert, &key)),
         ..Serving::default()
     });
-    let _images = Images(reg.host());
+    let _images = infra::ImagesOf(reg.host());
     let demo = project(&reg.host(), 8);
     let d = demo.path();
     let cfg = infra::docker_config(None);
@@ -162,7 +143,7 @@ fn a_transient_failure_on_loopback_https_stays_on_https() {
         &pki.path("server.crt"),
         &pki.path("server.key"),
     );
-    let _images = Images(proxy.host());
+    let _images = infra::ImagesOf(proxy.host());
     let demo = project(&proxy.host(), 8);
     let d = demo.path();
     let cfg = infra::docker_config(None);
@@ -224,7 +205,7 @@ fn a_verified_registry_needs_its_ca_in_certs_d() {
         ..Serving::default()
     });
     let host = format!("{name}:{}", reg.port);
-    let _images = Images(host.clone());
+    let _images = infra::ImagesOf(host.clone());
     let demo = project(&host, 4);
     let d = demo.path();
     let cfg = infra::docker_config(None);
@@ -277,7 +258,7 @@ fn mutual_tls_takes_the_client_certificate_from_certs_d() {
         ..Serving::default()
     });
     let host = format!("{name}:{}", reg.port);
-    let _images = Images(host.clone());
+    let _images = infra::ImagesOf(host.clone());
     let demo = project(&host, 4);
     let d = demo.path();
     let cfg = infra::docker_config(None);
@@ -331,7 +312,7 @@ fn a_name_resolving_to_loopback_is_insecure_as_for_docker() {
         ..Serving::default()
     });
     let host = format!("{name}:{}", reg.port);
-    let _images = Images(host.clone());
+    let _images = infra::ImagesOf(host.clone());
     let demo = project(&host, 4);
     let d = demo.path();
     let cfg = infra::docker_config(None);

@@ -21,10 +21,12 @@ the rule is spent.
 
     {"method": "HEAD", "path": "^/v2/demo/worker/manifests/", "times": 2,
      "fault": "status", "status": 503}
-    fault: "status" (with "status": 500/502/503, or 429 and "retry_after": N),
+    fault: "status" (with "status": 500/502/503, or 429 and "retry_after": N;
+           "code": the registry error code in the body, e.g. MANIFEST_BLOB_UNKNOWN),
            "reset" (TCP RST, nothing answered), "stall" ("seconds": N, then
            the connection is closed unanswered), "truncate" (the upstream's
-           answer cut in half, then closed).
+           answer cut in half, then closed), "delay" ("seconds": N, then
+           forwarded as usual).
 
 With --token the proxy is also a Bearer token realm: /v2/ requests need a
 token it issued (`GET /token?service=…&scope=repository:NAME:ACTIONS`)
@@ -330,7 +332,9 @@ class Handler(BaseHTTPRequestHandler):
         if fault == "status":
             status = picked[1]["status"]
             extra = []
-            code = {429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}.get(status, "UNKNOWN")
+            code = picked[1].get("code") or {429: "TOOMANYREQUESTS", 503: "UNAVAILABLE"}.get(
+                status, "UNKNOWN"
+            )
             if status == 429 and "retry_after" in picked[1]:
                 extra.append(("Retry-After", str(picked[1]["retry_after"])))
             self.log(method=method, path=path, client=client, fault="status", rule=rule, status=status)
@@ -347,6 +351,11 @@ class Handler(BaseHTTPRequestHandler):
                 pass
             self.log(method=method, path=path, client=client, fault="stall-end", rule=rule, status=None)
             return
+        if fault == "delay":
+            # A slow registry: the request is forwarded after a while.
+            self.log(method=method, path=path, client=client, fault="delay", rule=rule, status=None)
+            time.sleep(float(picked[1].get("seconds", 1)))
+            fault = None
         if ARGS.token:
             if urllib.parse.urlsplit(path).path == "/token":
                 self.token_endpoint(body)

@@ -36,6 +36,8 @@ pub fn available(test: &str) -> bool {
 pub enum Fault {
     /// An error answer (500, 502, 503) without asking the registry.
     Status(u16),
+    /// An error answer with this registry error code in its body.
+    Error { status: u16, code: &'static str },
     /// 429 with `Retry-After: N`.
     TooMany { retry_after: u64 },
     /// A TCP reset before anything is answered.
@@ -44,16 +46,20 @@ pub enum Fault {
     Stall(f64),
     /// The registry's answer cut in half, then the connection closes.
     Truncate,
+    /// Forwarded after N seconds (a slow registry, not a failure).
+    Delay(f64),
 }
 
 impl Fault {
     pub fn name(&self) -> String {
         match self {
             Fault::Status(s) => format!("{s}"),
+            Fault::Error { status, code } => format!("{status} {code}"),
             Fault::TooMany { retry_after } => format!("429 (Retry-After: {retry_after})"),
             Fault::Reset => "reset".into(),
             Fault::Stall(s) => format!("stall {s}s"),
             Fault::Truncate => "truncate".into(),
+            Fault::Delay(s) => format!("delay {s}s"),
         }
     }
 }
@@ -113,6 +119,11 @@ impl Rule {
                 v["fault"] = json!("status");
                 v["status"] = json!(s);
             }
+            Fault::Error { status, code } => {
+                v["fault"] = json!("status");
+                v["status"] = json!(status);
+                v["code"] = json!(code);
+            }
             Fault::TooMany { retry_after } => {
                 v["fault"] = json!("status");
                 v["status"] = json!(429);
@@ -124,6 +135,10 @@ impl Rule {
                 v["seconds"] = json!(s);
             }
             Fault::Truncate => v["fault"] = json!("truncate"),
+            Fault::Delay(s) => {
+                v["fault"] = json!("delay");
+                v["seconds"] = json!(s);
+            }
         }
         v
     }

@@ -405,3 +405,43 @@ pub fn remove_images(images: &[&str]) {
             .output();
     }
 }
+
+/// Removes, on drop, every image of the repositories under `host`: their
+/// tags and their digests (an image a later build replaced under a tag
+/// keeps its repository digest), keeping parent layers. For the images a
+/// test built for its own registry.
+pub struct ImagesOf(pub String);
+
+impl Drop for ImagesOf {
+    fn drop(&mut self) {
+        let prefix = format!("{}/", self.0);
+        let out = Command::new("docker")
+            .args([
+                "images",
+                "--digests",
+                "--format",
+                "{{.Repository}} {{.Tag}} {{.Digest}}",
+            ])
+            .output();
+        let Ok(out) = out else { return };
+        let mut refs = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut f = line.split_whitespace();
+            let (Some(repo), Some(tag), Some(digest)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if !repo.starts_with(&prefix) {
+                continue;
+            }
+            if tag != "<none>" {
+                refs.push(format!("{repo}:{tag}"));
+            }
+            if digest != "<none>" {
+                refs.push(format!("{repo}@{digest}"));
+            }
+        }
+        refs.sort();
+        refs.dedup();
+        remove_images(&refs.iter().map(String::as_str).collect::<Vec<_>>());
+    }
+}

@@ -401,6 +401,19 @@ fn push_truncated_answer_is_retried() {
     }
 }
 
+/// Two pushes of the same layers at once (two CI jobs): while one commits
+/// a blob, the registry may answer the other's manifest PUT with
+/// MANIFEST_BLOB_UNKNOWN. The blob is there a moment later: pushed again.
+#[test]
+fn push_manifest_blob_unknown_is_retried() {
+    if faults::available("push_manifest_blob_unknown_is_retried") {
+        push_fault_recovers(Fault::Error {
+            status: 400,
+            code: "MANIFEST_BLOB_UNKNOWN",
+        });
+    }
+}
+
 /// The engine has no timeout of its own for a registry that stops
 /// answering: a push with no progress for a quarter of the deadline is
 /// abandoned and pushed again.

@@ -524,6 +524,16 @@ impl Run<'_> {
                 .engine
                 .push(image, self.registry.keyring().get(host), idle, log)
                 .await;
+            let result = match result {
+                // While another push (another run's) commits the same blob,
+                // the registry may not know it for a moment.
+                Err(PushError::Other(msg)) if msg.contains("blob unknown") => {
+                    Err(PushError::Transient(one_line(&msg)))
+                }
+                Err(PushError::Transient(msg)) => Err(PushError::Transient(one_line(&msg))),
+                Err(PushError::Other(msg)) => Err(PushError::Other(one_line(&msg))),
+                other => other,
+            };
             match result {
                 Ok(digest) => return Ok(digest),
                 Err(PushError::Auth(_)) => return Err(self.registry.auth_error(host, None)),
@@ -637,6 +647,16 @@ impl Run<'_> {
             auth: self.registry.keyring().docker(),
         }
     }
+}
+
+/// The engine's multi-line messages ("errors:\ndigest invalid\n…") in one line.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace(":; ", ": ")
 }
 
 /// Whether the engine's push error is a registry's 429.

@@ -5,6 +5,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
+use common::faults::{self, Fault, FaultProxy, Rule};
 use common::infra::{self, Registry};
 use common::*;
 
@@ -18,7 +19,8 @@ const REPOS: [(&str, &str); 4] = [
 /// Two `build --push` of the same project started at once (two CI jobs),
 /// three times over (each round changes a file of three services): both
 /// exit 0, the registry keeps one tag per repository, and both reports give
-/// every service the digest the registry holds for its tag. (Pushing the
+/// every service the digest the registry holds for its tag, the only one
+/// the tag ever had (one engine builds both runs' images alike). (Pushing the
 /// same layers at once, the registry sometimes answers a manifest PUT with
 /// MANIFEST_BLOB_UNKNOWN or a 500 while the other push commits a blob: 3 of
 /// 90 runs failed so before such pushes were retried.)
@@ -33,7 +35,7 @@ fn two_runs_at_once_both_succeed_and_agree() {
     let d = demo.path();
     infra::use_registry(d, &format!("{}/demo", reg.host()));
     let cfg = infra::docker_config(None);
-    let mut overwritten = Vec::new();
+    let mut statuses = Vec::new();
     for round in 0..3 {
         for file in [
             "images/base/etc/motd",
@@ -91,17 +93,125 @@ fn two_runs_at_once_both_succeed_and_agree() {
                 "round {round}: one tag more in {repo}"
             );
             let history = reg.tag_history(repo, tag);
-            if history.len() > 1 {
-                overwritten.push(format!("round {round}: {repo}:{tag}: {history:?}"));
-            }
+            assert_eq!(
+                history,
+                [stored.clone().unwrap()],
+                "round {round}: {repo}:{tag} only ever had one manifest"
+            );
+            let pushed = reports
+                .iter()
+                .filter(|r| by_name(r, "status")[name] == "pushed")
+                .count();
+            statuses.push(pushed);
         }
     }
     eprintln!(
-        "tags a second run pushed over (same content, another image): {}",
-        if overwritten.is_empty() {
-            "none".to_string()
-        } else {
-            overwritten.join("; ")
-        }
+        "services reported pushed by both runs (the same manifest, pushed twice): {} of {}",
+        statuses.iter().filter(|&&n| n == 2).count(),
+        statuses.len()
     );
+}
+
+/// Pushes another image under `image`'s tag straight to the registry
+/// (not through the proxy), as another CI job would: its digest.
+fn push_another(reg: &Registry, repo: &str, tag: &str) -> String {
+    let other = format!("{}/{repo}:{tag}", reg.host());
+    let ok = |args: &[&str]| {
+        let o = Command::new("docker").args(args).output().unwrap();
+        assert!(o.status.success(), "docker {args:?}: {}", stderr(&o));
+    };
+    ok(&["tag", infra::busybox(), &other]);
+    ok(&["push", &other]);
+    ok(&["rmi", "--no-prune", &other]);
+    reg.stored(repo, tag).unwrap()
+}
+
+/// Waits until the proxy holds a delayed request to `path`.
+fn wait_for_delay(proxy: &FaultProxy, mark: usize, path: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !proxy
+        .since(mark)
+        .iter()
+        .any(|e| e.fault.as_deref() == Some("delay") && e.path.contains(path))
+    {
+        assert!(std::time::Instant::now() < deadline, "no delayed {path}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Another run pushes the tag while this one builds (between its plan and
+/// its push): this run does not push over it and reports the tag
+/// up-to-date with the registry's digest. Another run pushes right after
+/// this one (before its confirmation): `pushed` is not claimed, the
+/// registry's digest is reported.
+#[test]
+fn a_tag_another_run_pushes_meanwhile_is_left_alone_and_reported() {
+    if !faults::available("a_tag_another_run_pushes_meanwhile_is_left_alone_and_reported") {
+        return;
+    }
+    let reg = Registry::start(false);
+    let proxy = FaultProxy::start(&reg.host());
+    let _images = infra::ImagesOf(proxy.host());
+    let _direct = infra::ImagesOf(reg.host());
+    let demo = demo();
+    let d = demo.path();
+    infra::use_registry(d, &format!("{}/demo", proxy.host()));
+    let cfg = infra::docker_config(None);
+    let report = d.join("report.json");
+
+    for (case, skip) in [("before the push", 1), ("after the push", 2)] {
+        write(
+            &d.join("services/worker/worker.yaml"),
+            &format!("case: {case}\n"),
+        );
+        let tag = tags(d)["worker"].clone();
+        let path = format!("/v2/demo/worker/manifests/{tag}");
+        // tagsmith's HEADs of the tag: the plan's, the one before the push,
+        // the confirmation after it. One of them waits while another run pushes.
+        proxy.rules(&[Rule::new("HEAD", format!("^{path}$"), Fault::Delay(2.0))
+            .skip(skip)
+            .times(1)]);
+        let mark = proxy.mark();
+        let child = Command::new(bin())
+            .args(["build", "--push", "--report"])
+            .arg(&report)
+            .arg("worker")
+            .current_dir(d)
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("TAGSMITH_CACHE_DIR", cache_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_delay(&proxy, mark, &path);
+        let theirs = push_another(&reg, "demo/worker", &tag);
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "{case}: {}", stderr(&o));
+        let log = proxy.since(mark);
+        let puts = log
+            .iter()
+            .filter(|e| e.method == "PUT" && e.path == path)
+            .count();
+        assert_eq!(infra::statuses(&report)["worker"], "up-to-date", "{case}");
+        assert_eq!(
+            by_name(&std::fs::read_to_string(&report).unwrap(), "digest")["worker"],
+            theirs,
+            "{case}: the registry's digest"
+        );
+        match case {
+            "before the push" => {
+                assert_eq!(puts, 0, "not pushed over: {}", faults::show(&log));
+                assert_eq!(reg.tag_history("demo/worker", &tag), [theirs.as_str()]);
+                assert!(stderr(&o).contains("another run"), "{}", stderr(&o));
+            }
+            _ => {
+                assert_eq!(puts, 1, "{}", faults::show(&log));
+                assert!(
+                    stderr(&o).contains("another run pushed this tag at the same time"),
+                    "{}",
+                    stderr(&o)
+                );
+            }
+        }
+    }
 }

@@ -66,7 +66,7 @@ impl Fault {
 
 /// A rule: requests whose method (if given) and path (a regex searched in
 /// the path with its query) match get the fault `times` times (always if
-/// `None`). With `window`, a rate limit: the first match starts it, and
+/// `None`), after `skip` matches that pass. With `window`, a rate limit: the first match starts it, and
 /// every request whose path matches `window_path` (default: `path`), of
 /// any method, gets the fault for that many seconds.
 #[derive(Debug, Clone)]
@@ -75,6 +75,8 @@ pub struct Rule {
     pub path: String,
     pub fault: Fault,
     pub times: Option<u32>,
+    /// Matches that pass untouched before the rule applies.
+    pub skip: u32,
     pub window: Option<(f64, Option<String>)>,
 }
 
@@ -85,8 +87,14 @@ impl Rule {
             path: path.into(),
             fault,
             times: None,
+            skip: 0,
             window: None,
         }
+    }
+
+    pub fn skip(mut self, n: u32) -> Rule {
+        self.skip = n;
+        self
     }
 
     pub fn times(mut self, n: u32) -> Rule {
@@ -107,6 +115,9 @@ impl Rule {
         }
         if let Some(n) = self.times {
             v["times"] = json!(n);
+        }
+        if self.skip > 0 {
+            v["skip"] = json!(self.skip);
         }
         if let Some((w, covers)) = &self.window {
             v["window"] = json!(w);

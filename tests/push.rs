@@ -215,3 +215,34 @@ fn a_tag_another_run_pushes_meanwhile_is_left_alone_and_reported() {
         }
     }
 }
+
+/// `--force` builds and pushes even when the tag is present (README): the
+/// check right before the push (for tags another run pushed meanwhile)
+/// must not turn it into "up-to-date".
+#[test]
+fn force_pushes_even_when_the_tag_is_present() {
+    if !infra::available("force_pushes_even_when_the_tag_is_present") {
+        return;
+    }
+    let reg = Registry::start(false);
+    let _images = infra::ImagesOf(reg.host());
+    let demo = demo();
+    let d = demo.path();
+    infra::use_registry(d, &format!("{}/demo", reg.host()));
+    let cfg = infra::docker_config(None);
+    let report = d.join("report.json");
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--push", "--quiet", "--report"];
+        args.push(report.to_str().unwrap());
+        args.extend_from_slice(extra);
+        let o = infra::tagsmith(d, cfg.path(), &args);
+        assert!(o.status.success(), "{extra:?}: {}", stderr(&o));
+        infra::statuses(&report)["worker"].clone()
+    };
+    assert_eq!(build(&["worker"]), "pushed");
+    assert_eq!(build(&["worker"]), "up-to-date");
+    assert_eq!(build(&["--force", "--no-cache", "worker"]), "pushed");
+    let tag = tags(d)["worker"].clone();
+    let digest = by_name(&std::fs::read_to_string(&report).unwrap(), "digest")["worker"].clone();
+    assert_eq!(reg.stored("demo/worker", &tag), Some(digest));
+}

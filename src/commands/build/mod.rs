@@ -432,8 +432,10 @@ impl Run<'_> {
             }
             let image = h.image();
             // Another run may have pushed this tag since the plan: a content
-            // tag is never pushed over.
-            if let Some(digest) = self.registry.digest(&image).await? {
+            // tag is never pushed over (unless --force says to).
+            if !self.options.force
+                && let Some(digest) = self.registry.digest(&image).await?
+            {
                 log("the registry got this tag from another run meanwhile; not pushed again");
                 return Ok((Status::UpToDate, Some(digest)));
             }

@@ -165,17 +165,28 @@ impl Pki {
 }
 
 /// `/etc/docker/certs.d/<host>/` with copies of some files, for one test;
-/// removed on drop (it must not exist before).
+/// removed on drop (it must not exist before), and certs.d itself too if a
+/// test made it and it is left empty.
 pub struct CertsD {
     pub dir: PathBuf,
 }
 
+const CERTS_D: &str = "/etc/docker/certs.d";
+
+/// Serialises this process's edits of certs.d.
+static CERTS_D_LOCK: Mutex<bool> = Mutex::new(false);
+
 impl CertsD {
     /// `files`: (source, name in the directory).
     pub fn install(host: &str, files: &[(PathBuf, &str)]) -> CertsD {
-        let dir = Path::new("/etc/docker/certs.d").join(host);
+        let mut made = CERTS_D_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        if !Path::new(CERTS_D).exists() {
+            std::fs::create_dir_all(CERTS_D).unwrap();
+            *made = true;
+        }
+        let dir = Path::new(CERTS_D).join(host);
         assert!(!dir.exists(), "{} exists already", dir.display());
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir(&dir).unwrap();
         let guard = CertsD { dir };
         for (from, name) in files {
             std::fs::copy(from, guard.dir.join(name)).unwrap();
@@ -186,7 +197,12 @@ impl CertsD {
 
 impl Drop for CertsD {
     fn drop(&mut self) {
+        let made = CERTS_D_LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let _ = std::fs::remove_dir_all(&self.dir);
+        if *made {
+            // Only if empty: another test's directory may be in it.
+            let _ = std::fs::remove_dir(CERTS_D);
+        }
     }
 }
 

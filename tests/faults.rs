@@ -242,6 +242,29 @@ fn a_slow_answer_within_the_timeout_is_not_retried() {
     assert_eq!(heads.len(), 1, "{}", faults::show(&log));
 }
 
+/// A 429 whose Retry-After is beyond the deadline: nothing waits past the
+/// deadline; the service's check fails at once, naming the 429.
+#[test]
+fn a_retry_after_beyond_the_deadline_is_reported_at_once() {
+    if !faults::available("a_retry_after_beyond_the_deadline_is_reported_at_once") {
+        return;
+    }
+    let s = Setup::new(4);
+    let path = s.manifest_path("worker");
+    s.proxy
+        .rules(&[Rule::new("HEAD", &path, Fault::TooMany { retry_after: 30 })]);
+    let start = Instant::now();
+    let o = s.run(&["build", "--push", "--dry-run", "worker"]);
+    let took = start.elapsed();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("failed: 429 Too Many Requests"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+}
+
 /// Faults that outlast a 4 s deadline: exactly the services they hit fail,
 /// each with a message naming the registry and the reason; the others are
 /// checked (and built and pushed) as usual.

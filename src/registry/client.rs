@@ -514,15 +514,6 @@ impl Client {
     }
 }
 
-impl Host {
-    fn decide(&self, scheme: Scheme) {
-        let mut s = self.scheme.lock().unwrap();
-        if *s == Scheme::Unknown {
-            *s = scheme;
-        }
-    }
-}
-
 /// Reads a whole answer; one shorter than its Content-Length was cut short.
 async fn read(host: &Host, response: reqwest::Response) -> std::result::Result<Answer, Failure> {
     let status = response.status();
@@ -561,6 +552,14 @@ enum Failure {
 }
 
 impl Host {
+    /// Settles the scheme of a host not reached yet.
+    fn decide(&self, scheme: Scheme) {
+        let mut s = self.scheme.lock().unwrap();
+        if *s == Scheme::Unknown {
+            *s = scheme;
+        }
+    }
+
     /// A transport error, judged: a TLS trust problem does not go away by
     /// trying again, and says where certs.d wants the files.
     fn failure(&self, e: reqwest::Error) -> Failure {
@@ -587,23 +586,35 @@ fn tls_problem(text: &str, host: &str, client_cert: bool) -> Option<String> {
         })
     };
     if let Some(reason) = after("invalid peer certificate: ") {
-        return Some(if reason == "UnknownIssuer" {
-            format!(
+        return Some(match reason.as_str() {
+            "UnknownIssuer" => format!(
                 "the registry's TLS certificate is not signed by a CA this machine trusts ({reason}): put the CA's certificate in {dir}/ca.crt, where the Docker engine reads it too"
-            )
-        } else {
-            format!("the registry's TLS certificate is not valid for {host} ({reason})")
+            ),
+            r if r.starts_with("NotValidForName") => {
+                format!("the registry's TLS certificate is not valid for {host} ({reason})")
+            }
+            _ => format!("the registry's TLS certificate is not valid ({reason})"),
         });
     }
     if let Some(alert) = after("received fatal alert: ") {
-        return Some(if client_cert {
-            format!(
+        // What servers answer a missing or unacceptable client certificate.
+        let about_ours = [
+            "BadCertificate",
+            "CertificateRequired",
+            "HandshakeFailure",
+            "UnknownCA",
+            "CertificateUnknown",
+            "AccessDenied",
+        ]
+        .contains(&alert.as_str());
+        return Some(match (about_ours, client_cert) {
+            (true, true) => format!(
                 "the registry refused the TLS connection ({alert}): it does not accept the client certificate in {dir}/"
-            )
-        } else {
-            format!(
+            ),
+            (true, false) => format!(
                 "the registry refused the TLS connection ({alert}): it wants a client certificate: put client.cert and client.key in {dir}/, where the Docker engine reads them too"
-            )
+            ),
+            (false, _) => format!("the registry refused the TLS connection ({alert})"),
         });
     }
     text.contains("certificate").then(|| text.to_string())
@@ -794,6 +805,13 @@ mod tests {
         assert_eq!(
             tls_problem("Connection reset by peer", "r.test", false),
             None
+        );
+        let p = tls_problem("invalid peer certificate: Expired", "r.test", false).unwrap();
+        assert_eq!(p, "the registry's TLS certificate is not valid (Expired)");
+        let p = tls_problem("received fatal alert: ProtocolVersion", "r.test", false).unwrap();
+        assert_eq!(
+            p,
+            "the registry refused the TLS connection (ProtocolVersion)"
         );
     }
 

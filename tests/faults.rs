@@ -733,3 +733,61 @@ fn bearer_tokens_are_fetched_once_per_scope() {
         faults::show(&log)
     );
 }
+
+/// Many pushes at once queue in the engine (it uploads a few layers at a
+/// time, "Waiting" for the rest): with a registry slow to take each layer
+/// (1.5 s, within the 2 s request timeout), a push queued for longer than
+/// the timeout is waiting, not stalled — no push is given up.
+#[test]
+fn pushes_queued_in_the_engine_are_not_stalls() {
+    if !faults::available("pushes_queued_in_the_engine_are_not_stalls") {
+        return;
+    }
+    let reg = Registry::start(false);
+    let proxy = FaultProxy::start(&reg.host());
+    let _images = infra::ImagesOf(proxy.host());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut config = format!(
+        "registry: {}/q\nretry_deadline_seconds: 8\nservices:\n",
+        proxy.host()
+    );
+    for i in 0..12 {
+        config.push_str(&format!("  s{i:02}:\n    context: s{i:02}\n"));
+        write(
+            &d.join(format!("s{i:02}/Dockerfile")),
+            "FROM scratch\nCOPY f /f\n",
+        );
+        write(
+            &d.join(format!("s{i:02}/f")),
+            &format!("{i} {}\n", std::process::id()),
+        );
+    }
+    write(&d.join("tagsmith.yaml"), &config);
+    proxy.rules(&[Rule::new("PATCH", "/blobs/uploads/", Fault::Delay(1.5))]);
+    let cfg = infra::docker_config(None);
+    let report = d.join("report.json");
+    let o = infra::tagsmith(
+        d,
+        cfg.path(),
+        &[
+            "build",
+            "--push",
+            "--jobs",
+            "12",
+            "--report",
+            report.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        !err.contains("no progress"),
+        "no queued push was taken for a stall: {}",
+        err.lines()
+            .filter(|l| l.contains("no progress"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(infra::statuses(&report).values().all(|s| s == "pushed"));
+}

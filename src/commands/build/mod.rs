@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{Report, runtime, write_atomically};
-use crate::engine::{BuildSpec, Builder, Dockerfile, Engine, PushError};
+use crate::engine::{BuildSpec, Builder, Dockerfile, Engine, Idle, PushError};
 use crate::error::{Error, Result};
 use crate::project::config::BuilderKind;
 use crate::project::{Hashed, Project};
@@ -217,6 +217,9 @@ struct Run<'a> {
     secrets: Secrets,
     /// Whether builds use and update the registry layer cache.
     cache: bool,
+    /// The pushes' silence limit: the registry's request timeout, a quarter
+    /// of the deadline (1-30 s), shared by all pushes of the run.
+    idle: Idle,
 }
 
 pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
@@ -296,6 +299,10 @@ async fn run_async(
         revision: git_revision(project),
         secrets,
         cache: options.push && !options.no_cache && project.config.cache,
+        idle: Idle::new((project.config.retry_deadline / 4).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        )),
     };
     let presence = if options.force {
         Presence::Nowhere
@@ -518,13 +525,12 @@ impl Run<'_> {
         let host = image.repository.host();
         let start = Instant::now();
         let deadline = self.project.config.retry_deadline;
-        let idle = (deadline / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
         let mut delay = Duration::from_millis(500);
         let mut attempts = 1;
         loop {
             let result = self
                 .engine
-                .push(image, self.registry.keyring().get(host), idle, log)
+                .push(image, self.registry.keyring().get(host), &self.idle, log)
                 .await;
             let result = match result {
                 // While another push (another run's) commits the same blob,

@@ -52,11 +52,20 @@ pub struct RegistryError {
     pub host: String,
     pub status: Option<u16>,
     pub message: String,
+    /// A TLS trust problem (the registry's certificate, or the client's):
+    /// every request to the host fails alike.
+    pub tls: bool,
 }
 
 impl RegistryError {
     pub fn is_auth(&self) -> bool {
         matches!(self.status, Some(401 | 403))
+    }
+
+    /// Whether the failure is the host's, not one request's: refused
+    /// credentials or a TLS trust problem. A run reports it once.
+    pub fn concerns_the_host(&self) -> bool {
+        self.is_auth() || self.tls
     }
 }
 
@@ -224,8 +233,15 @@ mod tests {
             host: "h".into(),
             status,
             message: "m".into(),
+            tls: false,
         };
         assert!(e(Some(401)).is_auth() && e(Some(403)).is_auth());
         assert!(!e(Some(500)).is_auth() && !e(None).is_auth());
+        assert!(e(Some(401)).concerns_the_host() && !e(Some(500)).concerns_the_host());
+        let tls = RegistryError {
+            tls: true,
+            ..e(None)
+        };
+        assert!(tls.concerns_the_host() && !tls.is_auth());
     }
 }

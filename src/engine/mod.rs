@@ -232,10 +232,15 @@ impl Engine {
 
     /// Pushes `image` with `creds`; returns the manifest digest the engine
     /// reports having pushed (its `<tag>: digest: sha256:… size: N` line).
+    /// The engine waits for a registry that stops answering as long as the
+    /// connection lives: when no push sharing `idle` has reported anything
+    /// for its limit, this one is given up (dropping the stream cancels it
+    /// in the engine) as a transient failure.
     pub async fn push(
         &self,
         image: &ImageRef,
         creds: &Credentials,
+        idle: &Idle,
         log: Log<'_>,
     ) -> Result<Option<String>, PushError> {
         let tag = image.tag_or_latest();
@@ -247,7 +252,21 @@ impl Engine {
             Some(options),
             Some(creds.docker(image.repository.host())),
         );
-        while let Some(item) = stream.next().await {
+        loop {
+            let next = match tokio::time::timeout(idle.limit, stream.next()).await {
+                Ok(next) => next,
+                // Quiet, but another push made progress: this one may be
+                // queued behind it in the engine ("Waiting").
+                Err(_) if idle.last.lock().unwrap().elapsed() < idle.limit => continue,
+                Err(_) => {
+                    return Err(PushError::Transient(format!(
+                        "no progress for {}s: the registry stopped answering",
+                        idle.limit.as_secs_f64()
+                    )));
+                }
+            };
+            let Some(item) = next else { break };
+            *idle.last.lock().unwrap() = std::time::Instant::now();
             match item {
                 Ok(info) => {
                     if let Some(status) = info.status.as_deref()
@@ -266,6 +285,24 @@ impl Engine {
             }
         }
         Ok(pushed)
+    }
+}
+
+/// How long the pushes of a run may all be silent before the one waiting
+/// counts as stalled: the engine uploads a few layers at a time, and a push
+/// queued behind the others reports nothing meanwhile.
+pub struct Idle {
+    pub limit: std::time::Duration,
+    /// When any push sharing this last reported something.
+    last: std::sync::Mutex<std::time::Instant>,
+}
+
+impl Idle {
+    pub fn new(limit: std::time::Duration) -> Idle {
+        Idle {
+            limit,
+            last: std::sync::Mutex::new(std::time::Instant::now()),
+        }
     }
 }
 

@@ -66,11 +66,26 @@ enum Challenge {
     },
 }
 
+/// What a host speaks, as far as is known.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    /// An insecure host not reached yet: HTTPS is tried first, then HTTP.
+    Unknown,
+    Https,
+    Http,
+}
+
 struct Host {
+    /// `host[:port]`, as references name it.
+    name: String,
+    /// Whether certs.d gave a client certificate.
+    client_cert: bool,
     https: reqwest::Client,
     /// For insecure hosts: plain HTTP, used once HTTPS has failed.
     http: Option<reqwest::Client>,
-    use_http: Mutex<bool>,
+    /// Decided once, by the first exchange that gets an answer: a host
+    /// whose HTTPS works is never asked over HTTP again.
+    scheme: Mutex<Scheme>,
     challenge: tokio::sync::OnceCell<Challenge>,
     tokens: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<String>>>>>,
     slots: tokio::sync::Semaphore,
@@ -80,7 +95,8 @@ pub struct Client {
     insecure: Vec<String>,
     certs_d: PathBuf,
     deadline: Duration,
-    hosts: Mutex<HashMap<String, Arc<Host>>>,
+    /// Each host set up once, however many calls start at the same time.
+    hosts: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Arc<Host>>>>>,
     credentials: Mutex<HashMap<String, Credentials>>,
 }
 
@@ -97,6 +113,25 @@ pub fn is_insecure(host: &str, insecure: &[String]) -> bool {
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| ip.is_loopback());
     name == "localhost" || loopback || insecure.iter().any(|h| h == host || h == name)
+}
+
+/// Docker's rule for insecure registries goes by address (its insecure
+/// CIDRs, by default 127.0.0.0/8): a name that resolves into 127.0.0.0/8
+/// is insecure as well, whatever the name.
+async fn resolves_to_loopback(host: &str) -> bool {
+    let with_port = match host.rsplit_once(':') {
+        Some((_, port)) if !port.is_empty() && port.chars().all(|c| c.is_ascii_digit()) => {
+            host.to_string()
+        }
+        _ => format!("{host}:443"),
+    };
+    let lookup = tokio::net::lookup_host(with_port);
+    match tokio::time::timeout(Duration::from_secs(5), lookup).await {
+        Ok(Ok(addresses)) => addresses
+            .into_iter()
+            .any(|a| matches!(a.ip(), std::net::IpAddr::V4(ip) if ip.is_loopback())),
+        _ => false,
+    }
 }
 
 /// Docker Hub's API answers at another name than its references use.
@@ -139,22 +174,34 @@ impl Client {
             .insert(host.to_string(), credentials);
     }
 
-    fn host(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
-        if let Some(h) = self.hosts.lock().unwrap().get(host) {
-            return Ok(h.clone());
-        }
+    async fn host(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
+        let cell = self
+            .hosts
+            .lock()
+            .unwrap()
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| self.set_up(host)).await.cloned()
+    }
+
+    /// A host's clients: its trust (certs.d, or none for an insecure host)
+    /// and timeouts.
+    async fn set_up(&self, host: &str) -> std::result::Result<Arc<Host>, RegistryError> {
+        let insecure = is_insecure(host, &self.insecure) || resolves_to_loopback(host).await;
         let fail = |message: String| RegistryError {
             host: host.to_string(),
             status: None,
             message,
+            tls: false,
         };
-        let insecure = is_insecure(host, &self.insecure);
         let (cas, identity) = certs_d(&self.certs_d.join(host)).map_err(|e| fail(e.to_string()))?;
         let trust = if insecure {
             Trust::Anything
         } else {
             Trust::SystemAnd(cas)
         };
+        let client_cert = identity.is_some();
         let identity = identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
         let config = tls::client_config(&trust, identity).map_err(|e| fail(e.to_string()))?;
         // A stalled request must leave time for another within the deadline.
@@ -178,26 +225,27 @@ impl Client {
         } else {
             None
         };
-        let h = Arc::new(Host {
+        Ok(Arc::new(Host {
+            name: host.to_string(),
+            client_cert,
             https,
             http,
-            use_http: Mutex::new(false),
+            scheme: Mutex::new(if insecure {
+                Scheme::Unknown
+            } else {
+                Scheme::Https
+            }),
             challenge: tokio::sync::OnceCell::new(),
             tokens: Mutex::default(),
             slots: tokio::sync::Semaphore::new(PER_HOST),
-        });
-        self.hosts
-            .lock()
-            .unwrap()
-            .insert(host.to_string(), h.clone());
-        Ok(h)
+        }))
     }
 
     /// Sends `call`, authenticating and retrying as the module says. Any
     /// answer that is not retried is returned, whatever its status.
     pub async fn send(&self, call: &Call<'_>) -> std::result::Result<Answer, RegistryError> {
         let start = Instant::now();
-        let host = self.host(call.host)?;
+        let host = self.host(call.host).await?;
         let _slot = host.slots.acquire().await.expect("never closed");
         let mut delay = Duration::from_millis(200);
         let mut attempts = 0;
@@ -242,10 +290,11 @@ impl Client {
         } else {
             String::new()
         };
+        let tls = matches!(outcome, Err(Failure::Tls(_)));
         let (status, cause) = match outcome {
             Ok(a) => (Some(a.status.as_u16()), describe(&a)),
             Err(Failure::Denied(status, c)) => (Some(status), c),
-            Err(Failure::Transient(c) | Failure::Final(c)) => (None, c),
+            Err(Failure::Transient(c) | Failure::Final(c) | Failure::Tls(c)) => (None, c),
         };
         RegistryError {
             host: call.host.to_string(),
@@ -254,6 +303,7 @@ impl Client {
                 "registry {}: {} failed{tries}: {cause}",
                 call.host, call.what
             ),
+            tls,
         }
     }
 
@@ -348,11 +398,8 @@ impl Client {
             }
             q.append_pair("scope", &call.scope);
         }
-        let client = if *host.use_http.lock().unwrap() {
-            host.http.as_ref().unwrap_or(&host.https)
-        } else {
-            &host.https
-        };
+        // The HTTPS client speaks plain HTTP to an http:// realm as well.
+        let client = &host.https;
         let request = match &creds {
             // An identity token is an OAuth2 refresh token: exchanged, not sent.
             Credentials::IdentityToken(refresh) => {
@@ -375,9 +422,9 @@ impl Client {
                 }
             }
         };
-        let response = request.send().await.map_err(transport_failure)?;
+        let response = request.send().await.map_err(|e| host.failure(e))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(transport_failure)?;
+        let body = response.bytes().await.map_err(|e| host.failure(e))?;
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(Failure::Transient(format!(
                 "the token service answered {status}"
@@ -404,7 +451,8 @@ impl Client {
         Ok(token)
     }
 
-    /// One HTTP exchange, HTTPS first and HTTP for an insecure host once HTTPS failed.
+    /// One HTTP exchange: HTTPS, or for an insecure host whose HTTPS
+    /// cannot be reached, plain HTTP (Docker's fallback), decided once.
     async fn request(
         &self,
         host: &Host,
@@ -414,74 +462,162 @@ impl Client {
         headers: header::HeaderMap,
     ) -> std::result::Result<Answer, Failure> {
         let authority = api_host(name);
-        let plain = *host.use_http.lock().unwrap();
-        let (client, scheme) = match (&host.http, plain) {
-            (Some(http), true) => (http, "http"),
-            _ => (&host.https, "https"),
-        };
-        let url = format!("{scheme}://{authority}{path}");
-        let sent = client
-            .request(method.clone(), &url)
+        let scheme = *host.scheme.lock().unwrap();
+        if let (Scheme::Http, Some(http)) = (scheme, &host.http) {
+            let response = http
+                .request(method, format!("http://{authority}{path}"))
+                .headers(headers)
+                .send()
+                .await
+                .map_err(|e| host.failure(e))?;
+            return read(host, response).await;
+        }
+        let sent = host
+            .https
+            .request(method.clone(), format!("https://{authority}{path}"))
             .headers(headers.clone())
             .send()
             .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(e) if !plain && host.http.is_some() && (e.is_connect() || e.is_request()) => {
-                // Docker's fallback for insecure registries: the same request over HTTP.
-                let http = host.http.as_ref().expect("checked");
-                let r = http
+        match sent {
+            Ok(response) => {
+                host.decide(Scheme::Https);
+                read(host, response).await
+            }
+            // No TLS connection (refused, or not a TLS server): an insecure
+            // host may speak plain HTTP.
+            Err(e) if scheme == Scheme::Unknown && e.is_connect() => {
+                let http = host.http.as_ref().expect("insecure hosts have one");
+                let response = http
                     .request(method, format!("http://{authority}{path}"))
                     .headers(headers)
                     .send()
                     .await
-                    .map_err(transport_failure)?;
-                *host.use_http.lock().unwrap() = true;
-                r
+                    .map_err(|e| host.failure(e))?;
+                let answer = read(host, response).await?;
+                if speaks_only_https(&answer) {
+                    // An HTTPS server whose connection failed this time:
+                    // that failure is the one to report (and retry).
+                    host.decide(Scheme::Https);
+                    return Err(host.failure(e));
+                }
+                host.decide(Scheme::Http);
+                Ok(answer)
             }
-            Err(e) => return Err(transport_failure(e)),
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        let expected = response.content_length();
-        let body = response.bytes().await.map_err(transport_failure)?;
-        if expected.is_some_and(|n| n != body.len() as u64) {
-            return Err(Failure::Transient("the answer was cut short".into()));
+            Err(e) => {
+                if !e.is_connect() {
+                    // The TLS connection was made: the host speaks HTTPS.
+                    host.decide(Scheme::Https);
+                }
+                Err(host.failure(e))
+            }
         }
-        Ok(Answer {
-            status,
-            headers,
-            body,
-        })
     }
+}
+
+/// Reads a whole answer; one shorter than its Content-Length was cut short.
+async fn read(host: &Host, response: reqwest::Response) -> std::result::Result<Answer, Failure> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let expected = response.content_length();
+    let body = response.bytes().await.map_err(|e| host.failure(e))?;
+    if expected.is_some_and(|n| n != body.len() as u64) {
+        return Err(Failure::Transient("the answer was cut short".into()));
+    }
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// The answer of an HTTPS server to plain HTTP: Go's (the registry's) "Client
+/// sent an HTTP request to an HTTPS server", nginx's "The plain HTTP request
+/// was sent to HTTPS port".
+fn speaks_only_https(a: &Answer) -> bool {
+    a.status == StatusCode::BAD_REQUEST
+        && String::from_utf8_lossy(&a.body)
+            .to_ascii_lowercase()
+            .contains("https")
 }
 
 enum Failure {
     /// Worth another attempt: the network, a timeout, a reset.
     Transient(String),
     Final(String),
+    /// A TLS trust problem (the registry's certificate, or ours): every
+    /// call to the host fails alike; the text says what to do.
+    Tls(String),
     /// The token service refused the credentials (its HTTP status).
     Denied(u16, String),
 }
 
-fn transport_failure(e: reqwest::Error) -> Failure {
-    let text = super::redact(&e);
-    if e.is_builder() || text.contains("certificate") || text.contains("UnknownIssuer") {
-        // A TLS problem does not go away by trying again.
-        Failure::Final(tls_hint(&text))
-    } else {
-        Failure::Transient(text)
+impl Host {
+    /// Settles the scheme of a host not reached yet.
+    fn decide(&self, scheme: Scheme) {
+        let mut s = self.scheme.lock().unwrap();
+        if *s == Scheme::Unknown {
+            *s = scheme;
+        }
+    }
+
+    /// A transport error, judged: a TLS trust problem does not go away by
+    /// trying again, and says where certs.d wants the files.
+    fn failure(&self, e: reqwest::Error) -> Failure {
+        let text = super::redact(&e);
+        if e.is_builder() {
+            return Failure::Final(text);
+        }
+        match tls_problem(&text, &self.name, self.client_cert) {
+            Some(problem) => Failure::Tls(problem),
+            None => Failure::Transient(text),
+        }
     }
 }
 
-fn tls_hint(text: &str) -> String {
-    if text.contains("UnknownIssuer") || text.contains("certificate") {
-        format!(
-            "{text} (the registry's certificate is not trusted: put its CA in {CERTS_D}/<host:port>/ca.crt, as for the Docker engine)"
-        )
-    } else {
-        text.to_string()
+/// What a TLS failure means for `host`, if `text` is one.
+fn tls_problem(text: &str, host: &str, client_cert: bool) -> Option<String> {
+    let dir = format!("{CERTS_D}/{host}");
+    let after = |marker: &str| {
+        text.split_once(marker).map(|(_, rest)| {
+            rest.split([' ', ',', ')', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+    };
+    if let Some(reason) = after("invalid peer certificate: ") {
+        return Some(match reason.as_str() {
+            "UnknownIssuer" => format!(
+                "the registry's TLS certificate is not signed by a CA this machine trusts ({reason}): put the CA's certificate in {dir}/ca.crt, where the Docker engine reads it too"
+            ),
+            r if r.starts_with("NotValidForName") => {
+                format!("the registry's TLS certificate is not valid for {host} ({reason})")
+            }
+            _ => format!("the registry's TLS certificate is not valid ({reason})"),
+        });
     }
+    if let Some(alert) = after("received fatal alert: ") {
+        // What servers answer a missing or unacceptable client certificate.
+        let about_ours = [
+            "BadCertificate",
+            "CertificateRequired",
+            "HandshakeFailure",
+            "UnknownCA",
+            "CertificateUnknown",
+            "AccessDenied",
+        ]
+        .contains(&alert.as_str());
+        return Some(match (about_ours, client_cert) {
+            (true, true) => format!(
+                "the registry refused the TLS connection ({alert}): it does not accept the client certificate in {dir}/"
+            ),
+            (true, false) => format!(
+                "the registry refused the TLS connection ({alert}): it wants a client certificate: put client.cert and client.key in {dir}/, where the Docker engine reads them too"
+            ),
+            (false, _) => format!("the registry refused the TLS connection ({alert})"),
+        });
+    }
+    text.contains("certificate").then(|| text.to_string())
 }
 
 /// A failed answer in a line: its status and the registry's error codes.
@@ -646,6 +782,37 @@ mod tests {
             &["reg.internal:5000".into()]
         ));
         assert!(is_insecure("reg.internal:5000", &["reg.internal".into()]));
+    }
+
+    #[test]
+    fn tls_problems_say_where_certs_d_wants_the_files() {
+        let text = "error sending request for url (https://r.test:5000/v2/): client error (Connect): invalid peer certificate: UnknownIssuer";
+        let p = tls_problem(text, "r.test:5000", false).unwrap();
+        assert!(
+            p.contains("(UnknownIssuer)") && p.contains("/etc/docker/certs.d/r.test:5000/ca.crt"),
+            "{p}"
+        );
+        let text =
+            "client error (Canceled): connection error: received fatal alert: CertificateRequired";
+        let p = tls_problem(text, "r.test:5000", false).unwrap();
+        assert!(
+            p.contains("(CertificateRequired)")
+                && p.contains("client.cert and client.key in /etc/docker/certs.d/r.test:5000/"),
+            "{p}"
+        );
+        let p = tls_problem(text, "r.test:5000", true).unwrap();
+        assert!(p.contains("does not accept the client certificate"), "{p}");
+        assert_eq!(
+            tls_problem("Connection reset by peer", "r.test", false),
+            None
+        );
+        let p = tls_problem("invalid peer certificate: Expired", "r.test", false).unwrap();
+        assert_eq!(p, "the registry's TLS certificate is not valid (Expired)");
+        let p = tls_problem("received fatal alert: ProtocolVersion", "r.test", false).unwrap();
+        assert_eq!(
+            p,
+            "the registry refused the TLS connection (ProtocolVersion)"
+        );
     }
 
     #[test]

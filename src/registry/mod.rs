@@ -244,6 +244,7 @@ impl Registry {
                         repository.host(),
                         answer.status.as_u16()
                     ),
+                    tls: false,
                 }))
             }
             _ => Err(self.failure(&call, &answer)),
@@ -306,6 +307,7 @@ impl Registry {
                 "registry {}: {} failed: {}",
                 call.host, call.what, answer.status
             ),
+            tls: false,
         })
     }
 
@@ -321,6 +323,7 @@ impl Registry {
             message: format!(
                 "registry {host} {what}: run `docker login {host}` (tagsmith reads $DOCKER_CONFIG/config.json or ~/.docker/config.json)"
             ),
+            tls: false,
         })
     }
 }

@@ -43,7 +43,22 @@ pub fn available(test: &str) -> bool {
 pub struct Registry {
     child: Child,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    /// The address it listens on.
+    pub ip: String,
+    dir: tempfile::TempDir,
+}
+
+/// How a test registry serves: TLS with a certificate and key, and
+/// (mutual TLS) the CAs client certificates must be signed by.
+#[derive(Default)]
+pub struct Serving<'a> {
+    /// Listen here instead of 127.0.0.1.
+    pub ip: Option<&'a str>,
+    pub auth: bool,
+    pub tls: Option<(&'a Path, &'a Path)>,
+    pub client_cas: Option<&'a Path>,
+    /// Allow deleting manifests (`storage.delete.enabled`).
+    pub delete: bool,
 }
 
 impl Registry {
@@ -53,16 +68,37 @@ impl Registry {
 
     /// A registry that allows deleting manifests (`storage.delete.enabled`).
     pub fn start_with(auth: bool, delete: bool) -> Registry {
+        Registry::serve(Serving {
+            auth,
+            delete,
+            ..Serving::default()
+        })
+    }
+
+    pub fn serve(how: Serving<'_>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
+        let ip = how.ip.unwrap_or("127.0.0.1").to_string();
+        let port = TcpListener::bind((ip.as_str(), 0))
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  delete:\n    enabled: {delete}\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  delete:\n    enabled: {}\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {ip}:{port}\n",
+            how.delete,
             dir.path().join("data").display()
         );
+        if let Some((cert, key)) = how.tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ));
+            if let Some(cas) = how.client_cas {
+                config.push_str(&format!("    clientcas:\n      - {}\n", cas.display()));
+            }
+        }
+        let auth = how.auth;
         if auth {
             std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
             config.push_str(&format!(
@@ -80,10 +116,15 @@ impl Registry {
         let registry = Registry {
             child,
             port,
-            _dir: dir,
+            ip,
+            dir,
         };
         let deadline = Instant::now() + Duration::from_secs(15);
-        while registry.get("/v2/", auth).is_none() {
+        let ready = || match how.tls {
+            None => registry.get("/v2/", auth).is_some(),
+            Some(_) => TcpStream::connect((registry.ip.as_str(), port)).is_ok(),
+        };
+        while !ready() {
             assert!(
                 Instant::now() < deadline,
                 "registry on port {port} did not start"
@@ -93,13 +134,40 @@ impl Registry {
         registry
     }
 
+    /// The digest the tag points at, read from the registry's storage
+    /// (whatever protocol it speaks).
+    pub fn stored(&self, repo: &str, tag: &str) -> Option<String> {
+        std::fs::read_to_string(self.tag_dir(repo, tag).join("current/link")).ok()
+    }
+
+    /// Every manifest the tag has ever pointed at, from the storage's index.
+    pub fn tag_history(&self, repo: &str, tag: &str) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.tag_dir(repo, tag).join("index/sha256")) else {
+            return Vec::new();
+        };
+        let mut all: Vec<String> = entries
+            .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        all.sort();
+        all
+    }
+
+    fn tag_dir(&self, repo: &str, tag: &str) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repo)
+            .join("_manifests/tags")
+            .join(tag)
+    }
+
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     /// A plain HTTP GET against the registry API: (status, body).
     pub fn get(&self, path: &str, auth: bool) -> Option<(u16, String)> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).ok()?;
         let mut req = format!("GET {path} HTTP/1.0\r\nHost: {}\r\n", self.host());
         if auth {
             req.push_str(&format!(
@@ -128,7 +196,7 @@ impl Registry {
 
     /// The manifest digest of `repo:tag`, if the registry has it.
     pub fn digest(&self, repo: &str, tag: &str, auth: bool) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).ok()?;
         let mut req = format!(
             "HEAD /v2/{repo}/manifests/{tag} HTTP/1.0\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json\r\n",
             self.host()
@@ -356,7 +424,7 @@ impl Registry {
         media_type: &str,
         body: &str,
     ) -> (u16, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).unwrap();
         let req = format!(
             "PUT /v2/{repo}/manifests/{reference} HTTP/1.0\r\nHost: {}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\n\r\n{body}",
             self.host(),
@@ -376,7 +444,7 @@ impl Registry {
 
     /// The manifest of `repo:reference` as the registry stores it: (media type, body).
     pub fn manifest(&self, repo: &str, reference: &str) -> (String, String) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut s = TcpStream::connect((self.ip.as_str(), self.port)).unwrap();
         let req = format!(
             "GET /v2/{repo}/manifests/{reference} HTTP/1.0\r\nHost: {}\r\nAccept: application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json\r\n\r\n",
             self.host()
@@ -426,4 +494,44 @@ pub fn push_marker_image(image: &str, content: &str) {
         String::from_utf8_lossy(&o.stderr)
     );
     remove_images(&[image]);
+}
+
+/// Removes, on drop, every image of the repositories under `host`: their
+/// tags and their digests (an image a later build replaced under a tag
+/// keeps its repository digest), keeping parent layers. For the images a
+/// test built for its own registry.
+pub struct ImagesOf(pub String);
+
+impl Drop for ImagesOf {
+    fn drop(&mut self) {
+        let prefix = format!("{}/", self.0);
+        let out = Command::new("docker")
+            .args([
+                "images",
+                "--digests",
+                "--format",
+                "{{.Repository}} {{.Tag}} {{.Digest}}",
+            ])
+            .output();
+        let Ok(out) = out else { return };
+        let mut refs = Vec::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let mut f = line.split_whitespace();
+            let (Some(repo), Some(tag), Some(digest)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if !repo.starts_with(&prefix) {
+                continue;
+            }
+            if tag != "<none>" {
+                refs.push(format!("{repo}:{tag}"));
+            }
+            if digest != "<none>" {
+                refs.push(format!("{repo}@{digest}"));
+            }
+        }
+        refs.sort();
+        refs.dedup();
+        remove_images(&refs.iter().map(String::as_str).collect::<Vec<_>>());
+    }
 }

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod engines;
+pub mod faults;
 pub mod infra;
+pub mod pki;
 pub mod tools;
 
 use std::fs;

@@ -14,7 +14,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::{Report, runtime, write_atomically};
-use crate::engine::{BuildSpec, Builder, Dockerfile, Engine, PushError};
+use crate::engine::{BuildSpec, Builder, Dockerfile, Engine, Idle, PushError};
 use crate::error::{Error, Result};
 use crate::project::config::BuilderKind;
 use crate::project::{Hashed, Project};
@@ -217,6 +217,9 @@ struct Run<'a> {
     secrets: Secrets,
     /// Whether builds use and update the registry layer cache.
     cache: bool,
+    /// The pushes' silence limit: the registry's request timeout, a quarter
+    /// of the deadline (1-30 s), shared by all pushes of the run.
+    idle: Idle,
 }
 
 pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
@@ -306,6 +309,10 @@ async fn run_async(
         revision: git_revision(project),
         secrets,
         cache: options.push && !options.no_cache && project.config.cache,
+        idle: Idle::new((project.config.retry_deadline / 4).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(30),
+        )),
     };
     let presence = if options.force {
         Presence::Nowhere
@@ -451,8 +458,10 @@ impl Run<'_> {
             }
             let image = h.image();
             // Another run may have pushed this tag since the plan: a content
-            // tag is never pushed over.
-            if let Some(digest) = self.registry.digest(&image).await? {
+            // tag is never pushed over (unless --force says to).
+            if !self.options.force
+                && let Some(digest) = self.registry.digest(&image).await?
+            {
                 log("the registry got this tag from another run meanwhile; not pushed again");
                 return Ok((Status::UpToDate, Some(digest)));
             }
@@ -528,27 +537,56 @@ impl Run<'_> {
 
     /// Pushes `image`, retrying what the engine reports as a transient
     /// failure until the registry deadline; the digest the engine pushed.
+    /// A push that shows no progress for a quarter of the deadline (the
+    /// registry's request timeout) counts as such a failure.
     async fn push(&self, image: &ImageRef, log: crate::engine::Log<'_>) -> Result<Option<String>> {
+        use std::time::Duration;
         let host = image.repository.host();
         let start = Instant::now();
         let deadline = self.project.config.retry_deadline;
-        let mut delay = std::time::Duration::from_millis(500);
+        let mut delay = Duration::from_millis(500);
         let mut attempts = 1;
         loop {
             let result = self
                 .engine
-                .push(image, self.registry.keyring().get(host), log)
+                .push(image, self.registry.keyring().get(host), &self.idle, log)
                 .await;
+            let result = match result {
+                // While another push (another run's) commits the same blob,
+                // the registry may not know it for a moment.
+                Err(PushError::Other(msg)) if msg.contains("blob unknown") => {
+                    Err(PushError::Transient(one_line(&msg)))
+                }
+                Err(PushError::Transient(msg)) => Err(PushError::Transient(one_line(&msg))),
+                Err(PushError::Other(msg)) => Err(PushError::Other(one_line(&msg))),
+                other => other,
+            };
             match result {
                 Ok(digest) => return Ok(digest),
                 Err(PushError::Auth(_)) => return Err(self.registry.auth_error(host, None)),
+                Err(PushError::Transient(msg))
+                    if start.elapsed() + delay < deadline && rate_limited(&msg) =>
+                {
+                    // The engine does not pass the registry's Retry-After on:
+                    // the registry is asked, by a client that waits as long
+                    // as it says (within the deadline), before the next push.
+                    log(&format!(
+                        "push failed ({msg}); asking the registry when to try again"
+                    ));
+                    if let Err(e) = self.registry.digest(image).await {
+                        return Err(Error::user(format!(
+                            "pushing {image} failed after {attempts} attempts: {msg}; then {e}"
+                        )));
+                    }
+                    attempts += 1;
+                }
                 Err(PushError::Transient(msg)) if start.elapsed() + delay < deadline => {
                     log(&format!(
                         "push failed ({msg}); trying again in {:.1}s",
                         delay.as_secs_f64()
                     ));
                     tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(10));
+                    delay = (delay * 2).min(Duration::from_secs(10));
                     attempts += 1;
                 }
                 Err(PushError::Transient(msg) | PushError::Other(msg)) => {
@@ -636,6 +674,21 @@ impl Run<'_> {
             auth: self.registry.keyring().docker(),
         }
     }
+}
+
+/// The engine's multi-line messages ("errors:\ndigest invalid\n…") in one line.
+fn one_line(msg: &str) -> String {
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+        .replace(":; ", ": ")
+}
+
+/// Whether the engine's push error is a registry's 429.
+fn rate_limited(msg: &str) -> bool {
+    msg.contains("429 Too Many Requests") || msg.contains("toomanyrequests")
 }
 
 /// Resolves with the number of the first SIGINT or SIGTERM.

@@ -31,8 +31,9 @@ pub enum Presence<'a> {
     Nowhere,
 }
 
-/// Checks every tag at once. A registry that refuses the credentials
-/// concerns the whole run and is the error.
+/// Checks every tag at once. A registry that refuses the credentials, or
+/// whose TLS certificate (or ours) fails, concerns the whole run and is the
+/// error.
 pub async fn check(
     order: &[String],
     hashed: &BTreeMap<String, Hashed>,
@@ -51,7 +52,9 @@ pub async fn check(
                     Ok(None) => Need::Build {
                         reason: "not in registry",
                     },
-                    Err(e) if e.registry().is_some_and(|r| r.is_auth()) => return Err(e),
+                    Err(e) if e.registry().is_some_and(|r| r.concerns_the_host()) => {
+                        return Err(e);
+                    }
                     Err(error) => Need::Unknown { error },
                 },
                 Presence::Engine(engine) => {

@@ -119,7 +119,9 @@ impl Selection {
             .collect();
         if !matcher.is_empty() {
             for path in &always {
-                matcher.keep(path);
+                matcher.keep(path).map_err(|e| {
+                    Error::file(ignore_file.as_deref().unwrap_or(context), e.message)
+                })?;
             }
         }
         Ok(Selection {

@@ -911,3 +911,53 @@ fn no_credential_or_secret_in_any_output() {
     assert!(engine.contains("tcp://user:***@127.0.0.1:9"), "{engine}");
     assert!(engine.contains("ssh://user:***@127.0.0.1:9"), "{engine}");
 }
+
+// ---------------------------------------------------------------------------
+// Dockerfiles and templates
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_dockerfile_nesting_substitutions_50000_deep_is_one_clear_error() {
+    let dir = single(None);
+    let n = 50_000;
+    write(
+        &dir.path().join("ctx/Dockerfile"),
+        &format!("ARG A\nFROM {}x{}\n", "${A:-".repeat(n), "}".repeat(n)),
+    );
+    let start = Instant::now();
+    one_clear_error(
+        &run(dir.path(), &["tags"]),
+        "ctx/Dockerfile:2:1: variable substitutions nested more than 64 deep",
+    );
+    assert!(start.elapsed() < QUICK, "{:?}", start.elapsed());
+}
+
+#[test]
+fn a_template_with_200000_actions_renders_in_linear_time() {
+    let dir = single(None);
+    let tag = app_tag(dir.path());
+    // On many lines, and all on one line.
+    for (sep, name) in [("\n", "lines.yaml"), (" ", "one-line.yaml")] {
+        let text = vec!["x: << tag \"app\" >>"; 200_000].join(sep);
+        write(&dir.path().join("k8s").join(name), &text);
+        let start = Instant::now();
+        let out = ok(dir.path(), &["render", &format!("k8s/{name}")]);
+        let took = start.elapsed();
+        eprintln!("{name}: 200,000 actions rendered in {took:?}");
+        assert_eq!(out.matches(&tag).count(), 200_000);
+        assert!(took < QUICK, "{took:?}");
+    }
+    // 20,000 unknown functions: every one reported with its place.
+    let text = vec!["x: << tga \"app\" >>"; 20_000].join(" ");
+    write(&dir.path().join("k8s/bad.yaml"), &text);
+    let start = Instant::now();
+    let o = run(dir.path(), &["render", "k8s/bad.yaml"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("k8s/bad.yaml:1:379985: unknown function \"tga\""),
+        "{}",
+        &err[err.len().saturating_sub(300)..]
+    );
+    assert!(start.elapsed() < QUICK, "{:?}", start.elapsed());
+}

@@ -443,11 +443,17 @@ fn symlink_loops_are_entries_never_followed() {
         "registry: r.example/t\nservices:\n  app:\n    context: loop\n",
     )
     .unwrap();
-    one_clear_error(&run(dir.path(), &["tags"]), "tagsmith.yaml:4:14:");
+    one_clear_error(
+        &run(dir.path(), &["tags"]),
+        "tagsmith.yaml:4:14: context \"loop\" of service \"app\" is a symbolic link that leads nowhere",
+    );
     let dir = single(None);
     fs::remove_file(dir.path().join("ctx/Dockerfile")).unwrap();
     symlink("Dockerfile", dir.path().join("ctx/Dockerfile")).unwrap();
-    one_clear_error(&run(dir.path(), &["tags"]), "Dockerfile");
+    one_clear_error(
+        &run(dir.path(), &["tags"]),
+        "Dockerfile \"ctx/Dockerfile\" of service \"app\" is a symbolic link that leads nowhere",
+    );
 }
 
 /// Rewrites `file` over and over, alternating between `a` and `b`, until stopped.

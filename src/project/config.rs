@@ -459,6 +459,14 @@ pub fn parse_in(path: &Path, text: &str, tree: &Tree) -> Result<Config> {
     })
 }
 
+/// What a symlink that leads nowhere is called in messages.
+const DANGLING: &str = "is a symbolic link that leads nowhere (a loop, or a missing target)";
+
+/// Whether `path` in the working tree is a symlink that resolves to nothing.
+fn dangling(tree: &Tree, path: &Path) -> bool {
+    matches!(tree, Tree::WorkTree) && path.symlink_metadata().is_ok() && !path.exists()
+}
+
 fn validate_service(
     path: &Path,
     root: &Path,
@@ -485,6 +493,8 @@ fn validate_service(
     if !tree.is_dir(&context) {
         let what = if tree.kind(&context).is_some() {
             format!("is not a directory{}", tree.at())
+        } else if dangling(tree, &context) {
+            DANGLING.to_string()
         } else {
             format!("does not exist{}", tree.at())
         };
@@ -513,13 +523,18 @@ fn validate_service(
         ))
     })?;
     if !tree.is_file(&dockerfile) {
-        return Err(df_at(format!(
-            "Dockerfile \"{}\" of service \"{name}\" does not exist (dockerfile paths are relative to the context)",
-            dockerfile
-                .strip_prefix(root)
-                .unwrap_or(&dockerfile)
-                .display()
-        )));
+        let shown = dockerfile
+            .strip_prefix(root)
+            .unwrap_or(&dockerfile)
+            .display();
+        return Err(df_at(if dangling(tree, &dockerfile) {
+            format!("Dockerfile \"{shown}\" of service \"{name}\" {DANGLING}")
+        } else {
+            format!(
+                "Dockerfile \"{shown}\" of service \"{name}\" does not exist{} (dockerfile paths are relative to the context)",
+                tree.at()
+            )
+        }));
     }
     let dockerfile_in_context = paths::relative(&context, &dockerfile);
 

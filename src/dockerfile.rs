@@ -429,12 +429,31 @@ fn expand(
 
 type Lookup<'a> = dyn Fn(&str, &mut BTreeSet<String>) -> Option<String> + 'a;
 
+/// How deep `${A:-${B:-…}}` may nest: far beyond any real Dockerfile, and
+/// far below what would exhaust the stack.
+pub const MAX_NESTING: usize = 64;
+
 fn expand_chars(
     chars: &[char],
     escape: char,
     lookup: &Lookup,
     vars: &mut BTreeSet<String>,
 ) -> Result<String, String> {
+    expand_nested(chars, escape, lookup, vars, 0)
+}
+
+fn expand_nested(
+    chars: &[char],
+    escape: char,
+    lookup: &Lookup,
+    vars: &mut BTreeSet<String>,
+    nesting: usize,
+) -> Result<String, String> {
+    if nesting > MAX_NESTING {
+        return Err(format!(
+            "variable substitutions nested more than {MAX_NESTING} deep"
+        ));
+    }
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = String::new();
     let mut i = 0;
@@ -495,12 +514,24 @@ fn expand_chars(
                     if set {
                         out.push_str(value.as_deref().unwrap_or_default());
                     } else {
-                        out.push_str(&expand_chars(&rest[1..], escape, lookup, vars)?);
+                        out.push_str(&expand_nested(
+                            &rest[1..],
+                            escape,
+                            lookup,
+                            vars,
+                            nesting + 1,
+                        )?);
                     }
                 }
                 Some('+') => {
                     if set {
-                        out.push_str(&expand_chars(&rest[1..], escape, lookup, vars)?);
+                        out.push_str(&expand_nested(
+                            &rest[1..],
+                            escape,
+                            lookup,
+                            vars,
+                            nesting + 1,
+                        )?);
                     }
                 }
                 Some(_) => out.push_str(value.as_deref().unwrap_or_default()),

@@ -134,13 +134,14 @@ pub fn parse(input: &[u8]) -> Parsed {
     let mut copied = 0;
     let finder = memmem::Finder::new(b"<<");
     let mut at = 0;
+    let mut cursor = Cursor::default();
     while let Some(found) = finder.find(&input[at..]) {
         let start = at + found;
         let Some(shape) = shape_at(input, start + 2) else {
             at = start + 1;
             continue;
         };
-        let (line, column) = position(input, start);
+        let (line, column) = cursor.advance(input, start);
         let known = Function::from_name(&shape.function);
         let escaped = start > 0 && input[start - 1] == b'\\';
         match shape.end {
@@ -240,16 +241,34 @@ fn shape_at(input: &[u8], mut i: usize) -> Option<Shape> {
     })
 }
 
-/// 1-based line and character column of byte offset `at`.
-fn position(input: &[u8], at: usize) -> (usize, usize) {
-    let before = &input[..at];
-    let line = memchr::memchr_iter(b'\n', before).count() + 1;
-    let line_start = memchr::memrchr(b'\n', before).map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..])
-        .chars()
-        .count()
-        + 1;
-    (line, column)
+/// Line and column of increasing offsets, each computed from the last one,
+/// so that a template with many actions is scanned once, not once per action.
+#[derive(Default)]
+struct Cursor {
+    /// The offset reached, always at a `<<` (ASCII), so that no UTF-8
+    /// sequence is split there.
+    at: usize,
+    /// 0-based line and character column of `at`.
+    line: usize,
+    column: usize,
+}
+
+impl Cursor {
+    /// 1-based line and character column of byte offset `to` (>= the last one).
+    fn advance(&mut self, input: &[u8], to: usize) -> (usize, usize) {
+        let between = &input[self.at..to];
+        let rest = match memchr::memrchr(b'\n', between) {
+            Some(i) => {
+                self.line += memchr::memchr_iter(b'\n', between).count();
+                self.column = 0;
+                &between[i + 1..]
+            }
+            None => between,
+        };
+        self.column += String::from_utf8_lossy(rest).chars().count();
+        self.at = to;
+        (self.line + 1, self.column + 1)
+    }
 }
 
 /// Fills every action with `value(action)` and copies the rest.

@@ -104,6 +104,11 @@ impl Pattern {
     /// Compiles one pattern line (as produced by [`parse_lines`]).
     pub fn new(line: usize, spec: &str) -> Result<Pattern, PatternError> {
         let err = |message: String| PatternError { line, message };
+        // Docker trims and cleans the line once more with its `!`
+        // (patternmatcher's New): `!/` becomes a bare `!`, and `/ *`, which
+        // lost its `/`, becomes `*`.
+        let spec = clean(spec.trim());
+        let spec = spec.as_str();
         let (exception, body) = match spec.strip_prefix('!') {
             Some("") => {
                 return Err(err(
@@ -154,7 +159,8 @@ impl Pattern {
 }
 
 /// The checks Go's `filepath.Match` makes before Docker accepts a pattern:
-/// a trailing `\`, an unclosed or empty `[...]`, and a bad range are errors.
+/// a trailing `\`, an unclosed or empty `[...]`, and a misplaced `-` or `]`
+/// are errors.
 fn validate_glob(p: &str) -> Result<(), String> {
     let mut chars = p.chars().peekable();
     while let Some(c) = chars.next() {
@@ -177,13 +183,12 @@ fn validate_glob(p: &str) -> Result<(), String> {
                         }
                         _ => {}
                     }
-                    let lo = class_char(&mut chars)?;
+                    // Go does not check here that a range is in order; the
+                    // regular expression does (see `go_class`), as in Docker.
+                    class_char(&mut chars)?;
                     if chars.peek() == Some(&'-') {
                         chars.next();
-                        let hi = class_char(&mut chars)?;
-                        if hi < lo {
-                            return Err(format!("range {lo}-{hi} is reversed"));
-                        }
+                        class_char(&mut chars)?;
                     }
                     ranges += 1;
                 }
@@ -252,14 +257,12 @@ fn classify(pattern: &str) -> Result<Kind, String> {
                 kind = T::Regex;
             }
             '\\' => {
-                // Escaped characters are literal (regex-escaped so that `\q`
-                // is simply `q`, where Go's regexp would reject it at build time).
+                // Docker copies the escape into its Go expression as it is.
+                re.push('\\');
                 if let Some(&next) = chars.get(i) {
                     i += 1;
-                    re.push_str(&regex::escape(&next.to_string()));
+                    re.push(next);
                     kind = T::Regex;
-                } else {
-                    re.push_str("\\\\");
                 }
             }
             '[' | ']' => {
@@ -280,7 +283,7 @@ fn classify(pattern: &str) -> Result<Kind, String> {
         T::Suffix => Kind::Suffix(pattern[2..].to_string()),
         T::Regex => {
             re.push('$');
-            Kind::Regex(Regex::new(&re).map_err(|e| {
+            Kind::Regex(Regex::new(&go_to_rust(&re)?).map_err(|e| {
                 e.to_string()
                     .lines()
                     .last()
@@ -290,6 +293,110 @@ fn classify(pattern: &str) -> Result<Kind, String> {
             })?)
         }
     })
+}
+
+/// Docker's expression is Go syntax, which the `regex` crate reads
+/// differently in places: inside `[...]`, Go takes `[`, `&&` and `~~` as
+/// plain characters (this crate nests classes and intersects them), and `\<`
+/// is `<` in Go but a word boundary here. So the expression is rewritten with
+/// Go's rules: every literal, in a class or not, escaped for this crate, and
+/// Docker's own syntax (`^`, `$`, `(.*/)?`, `[^/]*`) kept. Escapes Go gives
+/// another meaning (`\d`, `\pL`, `\Q`) or rejects (`\é`) are errors.
+fn go_to_rust(go: &str) -> Result<String, String> {
+    let c: Vec<char> = go.chars().collect();
+    let mut out = String::with_capacity(go.len() + 16);
+    let mut i = 0;
+    while i < c.len() {
+        match c[i] {
+            '\\' => {
+                let ch = go_escape(&c, &mut i)?;
+                out.push_str(&regex::escape(ch.encode_utf8(&mut [0; 4])));
+            }
+            '[' => {
+                i += 1;
+                out.push_str(&go_class(&c, &mut i)?);
+            }
+            ch if "^$().*?|".contains(ch) => {
+                out.push(ch);
+                i += 1;
+            }
+            ch => {
+                out.push_str(&regex::escape(ch.encode_utf8(&mut [0; 4])));
+                i += 1;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The character a Go escape at `c[*i]` (the `\`) stands for, if it is one.
+fn go_escape(c: &[char], i: &mut usize) -> Result<char, String> {
+    let ch = *c.get(*i + 1).ok_or("trailing \\ escapes nothing")?;
+    *i += 2;
+    if ch.is_ascii() && !ch.is_ascii_alphanumeric() {
+        Ok(ch)
+    } else if ch.is_ascii() {
+        Err(format!(
+            "\\{ch} is a regular-expression escape to Docker, not the character {ch}; remove the backslash"
+        ))
+    } else {
+        Err(format!(
+            "Docker rejects the escape \\{ch}; remove the backslash"
+        ))
+    }
+}
+
+/// A Go character class from just after its `[`, as a class of this crate.
+fn go_class(c: &[char], i: &mut usize) -> Result<String, String> {
+    let mut out = String::from("[");
+    if c.get(*i) == Some(&'^') {
+        out.push('^');
+        *i += 1;
+    }
+    let one = |i: &mut usize| -> Result<char, String> {
+        match c.get(*i) {
+            None => Err("unclosed [ character class".to_string()),
+            Some('\\') => go_escape(c, i),
+            Some(&ch) => {
+                *i += 1;
+                Ok(ch)
+            }
+        }
+    };
+    let mut first = true;
+    loop {
+        match c.get(*i) {
+            None => return Err("unclosed [ character class".into()),
+            Some(']') if !first => {
+                *i += 1;
+                out.push(']');
+                return Ok(out);
+            }
+            _ => {}
+        }
+        first = false;
+        // `[:alpha:]` and the like: the same names in both syntaxes.
+        if c.get(*i) == Some(&'[')
+            && c.get(*i + 1) == Some(&':')
+            && let Some(end) =
+                (*i + 2..c.len().saturating_sub(1)).find(|&j| c[j] == ':' && c[j + 1] == ']')
+        {
+            out.extend(&c[*i..end + 2]);
+            *i = end + 2;
+            continue;
+        }
+        let lo = one(i)?;
+        out.push_str(&regex::escape(lo.encode_utf8(&mut [0; 4])));
+        if c.get(*i) == Some(&'-') && c.get(*i + 1).is_some_and(|&n| n != ']') {
+            *i += 1;
+            let hi = one(i)?;
+            if hi < lo {
+                return Err(format!("range {lo}-{hi} is reversed"));
+            }
+            out.push('-');
+            out.push_str(&regex::escape(hi.encode_utf8(&mut [0; 4])));
+        }
+    }
 }
 
 /// An ordered list of patterns: the last one that matches decides.
@@ -324,11 +431,21 @@ impl Matcher {
 
     /// Appends an exception for `path` if it would be excluded, which is how
     /// docker/cli keeps the Dockerfile and `.dockerignore` in every context.
-    pub fn keep(&mut self, path: &str) {
+    /// Docker adds `!<path>` as a pattern, so a path holding `[`, `\\`, `*`
+    /// or `?` is read as one; an invalid pattern fails Docker's build, and is
+    /// an error here.
+    pub fn keep(&mut self, path: &str) -> Result<(), PatternError> {
         if self.is_excluded(path) {
-            let p = Pattern::new(0, &format!("!{path}")).expect("a plain path is a valid pattern");
+            let p = Pattern::new(0, &format!("!{path}")).map_err(|e| PatternError {
+                line: 0,
+                message: format!(
+                    "Docker keeps \"{path}\" by adding the pattern \"!{path}\", which is malformed: {}; rename the file",
+                    e.message.rsplit(": ").next().unwrap_or(&e.message)
+                ),
+            })?;
             self.patterns.push(p);
         }
+        Ok(())
     }
 
     /// Whether `path` (relative to the context, `/`-separated) is excluded:

@@ -119,7 +119,9 @@ impl Selection {
             .collect();
         if !matcher.is_empty() {
             for path in &always {
-                matcher.keep(path);
+                matcher.keep(path).map_err(|e| {
+                    Error::file(ignore_file.as_deref().unwrap_or(context), e.message)
+                })?;
             }
         }
         Ok(Selection {
@@ -248,15 +250,53 @@ impl DigestCache {
     }
 }
 
+/// BLAKE3 of a file's content, which must not change while it is read.
+///
+/// The file is read, not mapped: a mapped file that another process
+/// truncates kills the reader with SIGBUS. Its size, inode and modification
+/// and change times are compared before and after the read. A file changed
+/// within [`RACY`] of the read could have changed without its times moving
+/// (file times come from a coarse clock), so it is read a second time and
+/// must give the same digest. A file that keeps changing is an error.
 pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
-    let mut hasher = blake3::Hasher::new();
-    let file = fs::File::open(path)?;
-    if file.metadata()?.len() >= 1 << 20 {
-        hasher.update_mmap(path)?;
-    } else {
-        hasher.update_reader(file)?;
+    let mut earlier = None;
+    for _ in 0..3 {
+        let start = std::time::SystemTime::now();
+        let file = fs::File::open(path)?;
+        let before = file.metadata()?;
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_reader(&file)?;
+        let after = file.metadata()?;
+        let digest = *hasher.finalize().as_bytes();
+        if stamp(&before) != stamp(&after) {
+            earlier = None;
+            continue;
+        }
+        let changed = std::time::UNIX_EPOCH
+            + std::time::Duration::new(after.ctime().max(0) as u64, after.ctime_nsec() as u32);
+        if changed + RACY < start || earlier == Some(digest) {
+            return Ok(digest);
+        }
+        earlier = Some(digest);
     }
-    Ok(*hasher.finalize().as_bytes())
+    Err(std::io::Error::other(
+        "the file changed while it was being hashed; run again once nothing writes to it",
+    ))
+}
+
+/// How recently a file may have changed for a read of it to be in doubt.
+const RACY: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// What changes when a file's content does.
+fn stamp(m: &fs::Metadata) -> (u64, u64, i64, i64, i64, i64) {
+    (
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    )
 }
 
 /// Walks `root` with `threads` threads and returns the selected entries sorted by path.

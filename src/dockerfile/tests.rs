@@ -193,3 +193,19 @@ fn rewriting_replaces_operands_only() {
         "FROM a\r\nCOPY --from=c / /\r\n"
     );
 }
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    let n = 100_000;
+    let text = format!("ARG A\nFROM {}x{}\n", "${A:-".repeat(n), "}".repeat(n));
+    let err = scan(&text, &BTreeMap::new(), &BTreeSet::new()).unwrap_err();
+    assert_eq!(err.line, 2);
+    assert!(
+        err.message.contains("nested more than 64 deep"),
+        "{}",
+        err.message
+    );
+    // 64 levels are fine.
+    let text = format!("ARG A\nFROM {}x{}\n", "${A:-".repeat(64), "}".repeat(64));
+    assert_eq!(run(&text, &[]).refs[0].expanded, "x");
+}

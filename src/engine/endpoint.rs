@@ -163,12 +163,29 @@ fn tls_files(dir: &Path, verify: bool) -> Tls {
     }
 }
 
+/// `host` with the password of a `scheme://user:password@…` address
+/// masked, for messages.
+fn without_password(host: &str) -> String {
+    let Some((scheme, rest)) = host.split_once("://") else {
+        return host.to_string();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rsplit_once('@') {
+        Some((userinfo, hostport)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{hostport}{}", &rest[end..])
+        }
+        _ => host.to_string(),
+    }
+}
+
 /// Parses a `DOCKER_HOST` value (`unix://`, `tcp://`, `ssh://`).
 pub fn parse_host(host: &str, tls: Option<Tls>) -> Result<Address> {
     let host = host.trim();
+    let shown = without_password(host);
     let bad = |why: &str| {
         Error::user(format!(
-            "engine address \"{host}\": {why} (expected unix:///path, tcp://host:port or ssh://[user@]host[:port])"
+            "engine address \"{shown}\": {why} (expected unix:///path, tcp://host:port or ssh://[user@]host[:port])"
         ))
     };
     let (scheme, rest) = host.split_once("://").unwrap_or(("tcp", host));
@@ -183,6 +200,9 @@ pub fn parse_host(host: &str, tls: Option<Tls>) -> Result<Address> {
         }
         "tcp" | "http" | "https" => {
             let authority = rest.split('/').next().unwrap_or_default();
+            if authority.contains('@') {
+                return Err(bad("a user or password in a tcp address is not supported"));
+            }
             let (name, port) = split_port(authority).map_err(|e| bad(&e))?;
             let name = if name.is_empty() { "localhost" } else { name };
             let tls = match (scheme, tls) {

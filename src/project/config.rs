@@ -20,6 +20,98 @@ use crate::tree::Tree;
 pub const FILE_NAME: &str = "tagsmith.yaml";
 pub const DEFAULT_TAG_LENGTH: usize = 32;
 
+/// The largest YAML file tagsmith reads (`tagsmith.yaml`, `tagsmith.lock`):
+/// far above any real one (a thousand services take about 100 KB), and
+/// checked before the file is read.
+pub const MAX_YAML_BYTES: u64 = 4 << 20;
+/// Limits on what a YAML file may make the parser do, so that a hostile
+/// one (an alias bomb, a deep nest) is refused quickly in bounded memory.
+/// Real files stay far below each.
+pub const MAX_YAML_DEPTH: usize = 32;
+pub const MAX_YAML_NODES: usize = 250_000;
+pub const MAX_YAML_ALIASES: usize = 10_000;
+pub const MAX_YAML_REPLAYED: usize = 50_000;
+pub const MAX_YAML_ANCHORED: usize = 10_000;
+
+/// The parser options for every YAML file tagsmith reads: the limits
+/// above, duplicate keys an error, no `!include`. A merge key (`<<: *x`)
+/// may be used as often as needed: the number of aliases and of the events
+/// they replay is capped, not their ratio to anchors.
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_YAML_DEPTH,
+            max_documents: 1,
+            max_nodes: MAX_YAML_NODES,
+            max_events: 4 * MAX_YAML_NODES,
+            max_aliases: MAX_YAML_ALIASES,
+            max_anchors: MAX_YAML_ALIASES,
+            max_merge_keys: MAX_YAML_ALIASES,
+            max_total_scalar_bytes: MAX_YAML_BYTES as usize,
+            max_recorded_anchor_events: MAX_YAML_ANCHORED,
+            max_recorded_anchor_bytes: 1 << 20,
+            enforce_alias_anchor_ratio: false,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_YAML_REPLAYED,
+            max_replay_stack_depth: 16,
+        },
+        duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
+        with_snippet: false,
+    }
+}
+
+/// Reads a YAML input file from `tree`: `None` if it does not exist; an
+/// error if it is larger than [`MAX_YAML_BYTES`] (in the working tree,
+/// before reading it) or not UTF-8.
+pub(crate) fn read_yaml(path: &Path, tree: &Tree) -> Result<Option<String>> {
+    use std::io::Read;
+    let missing = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let bytes = match tree {
+        Tree::WorkTree => {
+            let file = match std::fs::File::open(path) {
+                Ok(f) => f,
+                Err(e) if missing(&e) => return Ok(None),
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            let size = file.metadata().map_err(|e| Error::io(path, e))?.len();
+            if size > MAX_YAML_BYTES {
+                return Err(too_large(path, size));
+            }
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.take(MAX_YAML_BYTES + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io(path, e))?;
+            bytes
+        }
+        _ => match tree.read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if missing(&e) => return Ok(None),
+            Err(e) => return Err(Error::io(path, e)),
+        },
+    };
+    if bytes.len() as u64 > MAX_YAML_BYTES {
+        return Err(too_large(path, bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map(Some).map_err(|e| {
+        Error::file(
+            path,
+            format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
+
+fn too_large(path: &Path, size: u64) -> Error {
+    Error::file(
+        path,
+        format!(
+            "the file is {:.1} MiB; tagsmith reads YAML files of at most {} MiB",
+            size as f64 / (1 << 20) as f64,
+            MAX_YAML_BYTES >> 20
+        ),
+    )
+}
+
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -220,8 +312,8 @@ pub fn locate(explicit: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
 }
 
 pub fn load(path: &Path) -> Result<Config> {
-    let text = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let text = String::from_utf8(text).map_err(|_| Error::file(path, "not valid UTF-8"))?;
+    let text = read_yaml(path, &Tree::WorkTree)?
+        .ok_or_else(|| Error::io(path, std::io::Error::from(std::io::ErrorKind::NotFound)))?;
     parse(path, &text)
 }
 
@@ -233,7 +325,11 @@ pub fn parse(path: &Path, text: &str) -> Result<Config> {
 /// [`parse`], with contexts and Dockerfiles looked up in `tree` (the
 /// working tree, or a commit's).
 pub fn parse_in(path: &Path, text: &str, tree: &Tree) -> Result<Config> {
-    let raw: RawConfig = serde_saphyr::from_str(text).map_err(|e| yaml_error(path, &e))?;
+    if text.len() as u64 > MAX_YAML_BYTES {
+        return Err(too_large(path, text.len() as u64));
+    }
+    let raw: RawConfig = serde_saphyr::from_str_with_options(text, yaml_options())
+        .map_err(|e| yaml_error(path, &e))?;
     let path = &paths::absolute(path).map_err(|e| Error::io(path, e))?;
     let root = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let at = |line: u64, column: u64, msg: String| Error::at(path, line, column, msg);
@@ -363,6 +459,14 @@ pub fn parse_in(path: &Path, text: &str, tree: &Tree) -> Result<Config> {
     })
 }
 
+/// What a symlink that leads nowhere is called in messages.
+const DANGLING: &str = "is a symbolic link that leads nowhere (a loop, or a missing target)";
+
+/// Whether `path` in the working tree is a symlink that resolves to nothing.
+fn dangling(tree: &Tree, path: &Path) -> bool {
+    matches!(tree, Tree::WorkTree) && path.symlink_metadata().is_ok() && !path.exists()
+}
+
 fn validate_service(
     path: &Path,
     root: &Path,
@@ -389,6 +493,8 @@ fn validate_service(
     if !tree.is_dir(&context) {
         let what = if tree.kind(&context).is_some() {
             format!("is not a directory{}", tree.at())
+        } else if dangling(tree, &context) {
+            DANGLING.to_string()
         } else {
             format!("does not exist{}", tree.at())
         };
@@ -417,13 +523,18 @@ fn validate_service(
         ))
     })?;
     if !tree.is_file(&dockerfile) {
-        return Err(df_at(format!(
-            "Dockerfile \"{}\" of service \"{name}\" does not exist (dockerfile paths are relative to the context)",
-            dockerfile
-                .strip_prefix(root)
-                .unwrap_or(&dockerfile)
-                .display()
-        )));
+        let shown = dockerfile
+            .strip_prefix(root)
+            .unwrap_or(&dockerfile)
+            .display();
+        return Err(df_at(if dangling(tree, &dockerfile) {
+            format!("Dockerfile \"{shown}\" of service \"{name}\" {DANGLING}")
+        } else {
+            format!(
+                "Dockerfile \"{shown}\" of service \"{name}\" does not exist{} (dockerfile paths are relative to the context)",
+                tree.at()
+            )
+        }));
     }
     let dockerfile_in_context = paths::relative(&context, &dockerfile);
 
@@ -475,6 +586,13 @@ fn validate_service(
 /// Turns a YAML/serde error into `file:line:column: message`, with a
 /// "did you mean" for misspelt keys.
 pub(crate) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
+    let at = |msg: String| match err.location() {
+        Some(loc) if loc.line() > 0 => Error::at(path, loc.line(), loc.column(), msg),
+        _ => Error::file(path, msg),
+    };
+    if let Some(msg) = refusal(err) {
+        return at(msg);
+    }
     let full = err.without_snippet().to_string();
     let first = full.lines().next().unwrap_or_default();
     // The crate prefixes its own "error: line N column M: ".
@@ -509,8 +627,59 @@ pub(crate) fn yaml_error(path: &Path, err: &serde_saphyr::Error) -> Error {
             keys.join(", ")
         );
     }
-    match err.location() {
-        Some(loc) if loc.line() > 0 => Error::at(path, loc.line(), loc.column(), msg),
-        _ => Error::file(path, msg),
+    at(msg)
+}
+
+/// A plain message for what the parser refused on its own terms (duplicate
+/// keys, the limits of [`yaml_options`]), whose own texts name its options.
+fn refusal(err: &serde_saphyr::Error) -> Option<String> {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    let mut err = err;
+    while let E::WithSnippet { error, .. } | E::AliasError { error, .. } = err {
+        err = error;
     }
+    let too_many = |what: &str, limit: usize| {
+        format!("refused: more than {limit} {what} (a limit against hostile YAML)")
+    };
+    Some(match err {
+        E::DuplicateMappingKey { key: Some(key), .. } => {
+            format!("duplicate key \"{key}\": a key may appear only once in a mapping")
+        }
+        E::DuplicateMappingKey { key: None, .. } => {
+            "duplicate key: a key may appear only once in a mapping".into()
+        }
+        E::Budget { breach, .. } => match breach {
+            B::Depth { .. } => format!(
+                "refused: nested more than {MAX_YAML_DEPTH} levels deep (a limit against hostile YAML)"
+            ),
+            B::Nodes { .. } | B::Events { .. } => too_many("values", MAX_YAML_NODES),
+            B::Aliases { .. } => too_many("aliases (*name)", MAX_YAML_ALIASES),
+            B::Anchors { .. } => too_many("anchors (&name)", MAX_YAML_ALIASES),
+            B::MergeKeys { .. } => too_many("merge keys (<<)", MAX_YAML_ALIASES),
+            B::Documents { .. } => "expected one YAML document, found more (---)".into(),
+            B::ScalarBytes { .. } => format!(
+                "refused: more than {} MiB of text (a limit against hostile YAML)",
+                MAX_YAML_BYTES >> 20
+            ),
+            B::RecordedAnchorBytes { .. } => {
+                "refused: more than 1 MiB of text held by anchors (a limit against hostile YAML)"
+                    .into()
+            }
+            B::RecordedAnchorEvents { .. } => {
+                too_many("values held by anchors (&name)", MAX_YAML_ANCHORED)
+            }
+            _ => "refused: the file exceeds tagsmith's limits for YAML input".into(),
+        },
+        E::AliasReplayLimitExceeded { .. }
+        | E::AliasExpansionLimitExceeded { .. }
+        | E::AliasReplayCounterOverflow { .. } => {
+            too_many("values expanded from aliases", MAX_YAML_REPLAYED)
+        }
+        E::AliasReplayStackDepthExceeded { .. } => {
+            "refused: aliases nested more than 16 deep (a limit against hostile YAML)".into()
+        }
+        E::BinaryNotUtf8 { .. } => "expected text, found a !!binary value that is not UTF-8".into(),
+        _ => return None,
+    })
 }

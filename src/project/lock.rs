@@ -60,19 +60,15 @@ impl Lock {
     /// The lock beside the config (in `tree`), if there is one.
     pub fn load(root: &Path, tree: &crate::tree::Tree) -> Result<Option<Lock>> {
         let path = root.join(FILE_NAME);
-        let text = match tree.read(&path) {
-            Ok(bytes) => {
-                String::from_utf8(bytes).map_err(|_| Error::file(&path, "not valid UTF-8"))?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        Lock::parse(&path, &text).map(Some)
+        match super::config::read_yaml(&path, tree)? {
+            None => Ok(None),
+            Some(text) => Lock::parse(&path, &text).map(Some),
+        }
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Lock> {
-        let raw: RawLock =
-            serde_saphyr::from_str(text).map_err(|e| super::config::yaml_error(path, &e))?;
+        let raw: RawLock = serde_saphyr::from_str_with_options(text, super::config::yaml_options())
+            .map_err(|e| super::config::yaml_error(path, &e))?;
         let at =
             |l: &serde_saphyr::Location, msg: String| Error::at(path, l.line(), l.column(), msg);
         if raw.version.value != 1 {

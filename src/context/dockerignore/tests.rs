@@ -145,16 +145,69 @@ fn pruning_needs_exception_text_under_the_directory() {
 #[test]
 fn keep_adds_an_exception_only_when_needed() {
     let mut m = Matcher::from_bytes(b"*\n").unwrap();
-    m.keep("Dockerfile");
+    m.keep("Dockerfile").unwrap();
     assert!(!m.is_excluded("Dockerfile"));
     assert!(m.is_excluded("other"));
     let mut m = Matcher::from_bytes(b"build\n").unwrap();
-    m.keep("build/Dockerfile");
+    m.keep("build/Dockerfile").unwrap();
     assert!(!m.is_excluded("build/Dockerfile"));
     assert!(m.must_descend("build"));
     let mut m = Matcher::from_bytes(b"x\n").unwrap();
-    m.keep("Dockerfile");
+    m.keep("Dockerfile").unwrap();
     assert_eq!(m.patterns.len(), 1);
+}
+
+#[test]
+fn keeping_a_path_that_is_no_valid_pattern_is_an_error() {
+    // Docker adds `!Docker[file` as a pattern and its build fails on it.
+    let mut m = Matcher::from_bytes(b"*\n").unwrap();
+    let err = m.keep("Docker[file").unwrap_err();
+    assert!(err.message.contains("\"!Docker[file\""), "{}", err.message);
+    // A path that is a valid pattern is kept as Docker keeps it.
+    let mut m = Matcher::from_bytes(b"*\n").unwrap();
+    m.keep("Docker?file").unwrap();
+    assert!(!m.is_excluded("Docker-file"));
+}
+
+#[test]
+fn classes_and_escapes_read_with_gos_rules() {
+    // Docker's expression is Go syntax: inside a class `[`, `&&` and `~~`
+    // are plain characters, not this crate's nesting and set operations.
+    for (pattern, path, want) in [
+        ("[[]", "[", true),
+        ("[a&&b]", "&", true),
+        ("[a&&b]", "a", true),
+        ("[a~~b]", "~", true),
+        ("[^&&]x", "ax", true),
+        ("[^&&]x", "&x", false),
+        ("\\<x", "<x", true),
+        ("\\&", "&", true),
+        ("[[:digit:]]", "7", true),
+        ("[[:digit:]]", "x", false),
+        // Docker turns `*` and `?` into `[^/]*` and `[^/]` even inside a
+        // class: `[*]` is the class `[[^/]` repeated, then `]`.
+        ("[*]", "]", true),
+        ("[*]", "[^]", true),
+        ("[*]", "x", false),
+        ("[?]", "^]", true),
+        ("[?]", "x", false),
+    ] {
+        assert_eq!(excluded(&[pattern], path), want, "{pattern:?} on {path:?}");
+    }
+    // An escaped letter, digit or non-ASCII character means something else
+    // to Docker (`\d` is a digit) or fails its build: an error here.
+    for pattern in ["\\d", "a\\w", "[\\d]", "\\é", "\\1"] {
+        let err = Matcher::from_bytes(pattern.as_bytes()).unwrap_err();
+        assert!(
+            err.message.contains("backslash"),
+            "{pattern}: {}",
+            err.message
+        );
+    }
+    // Docker trims and cleans each line twice: `!/` becomes a bare `!`,
+    // `/ *` becomes `*`.
+    assert!(Matcher::from_bytes(b"!/..\n").is_err());
+    assert!(excluded(&["/ *"], "a"));
 }
 
 #[test]

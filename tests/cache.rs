@@ -155,8 +155,7 @@ fn marker(image: &str) -> String {
         "docker pull {image}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let m = String::from_utf8(infra::image_files(image)["marker"].clone()).unwrap();
-    m
+    String::from_utf8(infra::image_files(image)["marker"].clone()).unwrap()
 }
 
 #[test]

@@ -916,7 +916,10 @@ fn no_credential_or_secret_in_any_output() {
     assert_eq!(refused.status.code(), Some(1));
     assert!(stderr(refused).contains(&registry), "{}", stderr(refused));
     let helper = stderr(&runs.last().unwrap().1);
-    assert!(helper.contains("docker-credential-"), "{helper}");
+    assert!(
+        helper.contains("the docker credential helper \"docker-credential-hostile\" failed"),
+        "{helper}"
+    );
     let engine = stderr(&runs[6].1) + &stderr(&runs[7].1);
     assert!(engine.contains("tcp://user:***@127.0.0.1:9"), "{engine}");
     assert!(engine.contains("ssh://user:***@127.0.0.1:9"), "{engine}");

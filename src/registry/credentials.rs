@@ -50,9 +50,14 @@ impl Credentials {
                 Ok(Credentials::Anonymous)
             }
             // The helper's own output may hold secrets: name the helper only.
-            Err(E::HelperFailure { helper, .. }) => Err(Error::user(format!(
-                "the docker credential helper \"docker-credential-{helper}\" failed for {host}; check `docker login {host}`"
-            ))),
+            Err(E::HelperFailure { .. } | E::HelperCommunicationError) => {
+                Err(helper_error(key, host, "failed"))
+            }
+            Err(E::MalformedHelperResponse) => Err(helper_error(
+                key,
+                host,
+                "answered with something other than {\"Username\", \"Secret\"}",
+            )),
             Err(other) => Err(Error::user(format!(
                 "reading docker credentials for {host}: {other}"
             ))),
@@ -111,6 +116,34 @@ impl Keyring {
             .map(|(h, c)| (h.to_string(), c.docker(h)))
             .collect()
     }
+}
+
+/// "the docker credential helper "docker-credential-NAME" failed for HOST": the
+/// helper is named from the config (the crate does not say which one it ran,
+/// and a helper that exits before reading its input is a communication error).
+fn helper_error(key: &str, host: &str, what: &str) -> Error {
+    let helper = match configured_helper(key) {
+        Some(name) => format!("the docker credential helper \"docker-credential-{name}\""),
+        None => "the docker credential helper".to_string(),
+    };
+    Error::user(format!(
+        "{helper} {what} for {host}; check `docker login {host}`"
+    ))
+}
+
+/// The helper the docker CLI's config names for `key`: `credHelpers`, else `credsStore`.
+fn configured_helper(key: &str) -> Option<String> {
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".docker")))?;
+    let text = std::fs::read(dir.join("config.json")).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    config
+        .get("credHelpers")
+        .and_then(|h| h.get(key))
+        .or_else(|| config.get("credsStore"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
 }
 
 #[cfg(test)]

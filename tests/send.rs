@@ -29,7 +29,9 @@ fn hashed_project(size: usize) -> (tempfile::TempDir, Project, Vec<tagsmith::con
     drop(f);
     let project = Project::open(Some(Path::new("tagsmith.yaml")), dir.path()).unwrap();
     let order = project.select(&[]).unwrap();
-    let entries = project.hash(&order).unwrap()["app"].entries.clone();
+    let entries = project.hash_with_entries(&order).unwrap()["app"]
+        .entries
+        .clone();
     (dir, project, entries)
 }
 

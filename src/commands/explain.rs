@@ -60,13 +60,13 @@ pub fn run(project: &Project, options: Options) -> Result<ExplainReport> {
                     then.tree.at()
                 )));
             }
-            let hashed = then.hash(&then.select(std::slice::from_ref(name))?)?;
+            let hashed = then.hash_with_entries(&then.select(std::slice::from_ref(name))?)?;
             Some(Explain::new(&then.config.services[name], &hashed[name]))
         }
         None => None,
     };
     let order = project.select(std::slice::from_ref(&options.service))?;
-    let hashed = project.hash(&order)?;
+    let hashed = project.hash_with_entries(&order)?;
     let service = &project.config.services[&options.service];
     let hashed = &hashed[&options.service];
     if !options.paths.is_empty() {

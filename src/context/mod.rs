@@ -167,8 +167,11 @@ impl Selection {
 #[derive(Default)]
 pub struct DigestCache {
     /// By device and inode: the digest and when it was hashed, once known.
+    /// Only files another walk may meet are kept here (see [`Scope`]).
     map: Mutex<HashMap<(u64, u64), Slot>>,
     stat: Option<StatCache>,
+    /// The context roots this run walks.
+    roots: Mutex<Vec<PathBuf>>,
     /// Files whose content was read, and digests the stat cache gave.
     read: std::sync::atomic::AtomicUsize,
     reused: std::sync::atomic::AtomicUsize,
@@ -210,43 +213,89 @@ impl DigestCache {
         }
     }
 
-    /// A context root about to be walked.
+    /// A context root this run will walk (all are named before any walk).
     pub fn walking(&self, root: &Path) {
-        if let Some(stat) = &self.stat {
-            stat.walking(root);
-        }
+        self.roots.lock().unwrap().push(root.to_path_buf());
     }
 
+    /// What one walk of `root` uses.
+    fn scope(&self, root: &Path) -> Scope<'_> {
+        let roots = self.roots.lock().unwrap();
+        let meeting = roots
+            .iter()
+            .filter(|r| r.starts_with(root) || root.starts_with(r))
+            .count();
+        Scope {
+            cache: self,
+            stat: self.stat.as_ref().map(|s| s.context(root)),
+            overlaps: meeting > 1,
+        }
+    }
+}
+
+/// One walk's access to the run's digests.
+struct Scope<'a> {
+    cache: &'a DigestCache,
+    stat: Option<statcache::Context<'a>>,
+    /// Another walk of this run covers some of this context: its files may
+    /// be met twice. Otherwise only hard links can be, and the shared map
+    /// (which would cost memory per file) is skipped for the others.
+    overlaps: bool,
+}
+
+impl Scope<'_> {
     /// A file's digest: hashed at most once per inode and run, even when
     /// several walks meet the same inode at once (hard links, contexts in
     /// contexts); reused from the stat cache when its stat is unchanged.
     fn file_digest(&self, path: &Path, meta: &fs::Metadata) -> Result<Digest> {
-        use std::sync::atomic::Ordering::Relaxed;
+        if !self.overlaps && meta.nlink() <= 1 {
+            return self.fresh(path, meta).map(|(digest, _)| digest);
+        }
         let key = (meta.dev(), meta.ino());
-        let cell = self.map.lock().unwrap().entry(key).or_default().clone();
+        let cell = self
+            .cache
+            .map
+            .lock()
+            .unwrap()
+            .entry(key)
+            .or_default()
+            .clone();
         // Others wanting this inode wait here until it is hashed.
         let mut slot = cell.lock().unwrap();
-        let stamp = statcache::Stamp::of(meta);
         if let Some((digest, hashed_at)) = *slot {
             // Another path to the same inode: the stat cache learns it too.
             if let Some(stat) = &self.stat {
-                stat.put(path, stamp, digest, hashed_at);
+                stat.put(path, statcache::Stamp::of(meta), digest, hashed_at);
             }
             return Ok(digest);
         }
-        if let Some((digest, hashed_at)) = self.stat.as_ref().and_then(|s| s.get(path, &stamp)) {
-            *slot = Some((digest, hashed_at));
-            self.reused.fetch_add(1, Relaxed);
-            return Ok(digest);
+        let (digest, hashed_at) = self.fresh(path, meta)?;
+        *slot = Some((digest, hashed_at));
+        Ok(digest)
+    }
+
+    /// The digest from the stat cache, else from reading the file.
+    fn fresh(&self, path: &Path, meta: &fs::Metadata) -> Result<(Digest, i64)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stamp = statcache::Stamp::of(meta);
+        if let Some(found) = self.stat.as_ref().and_then(|s| s.get(path, &stamp)) {
+            self.cache.reused.fetch_add(1, Relaxed);
+            return Ok(found);
         }
         let hashed_at = StatCache::clock();
         let digest = hash_file(path).map_err(|e| Error::io(path, e))?;
-        self.read.fetch_add(1, Relaxed);
+        self.cache.read.fetch_add(1, Relaxed);
         if let Some(stat) = &self.stat {
             stat.put(path, stamp, digest, hashed_at);
         }
-        *slot = Some((digest, hashed_at));
-        Ok(digest)
+        Ok((digest, hashed_at))
+    }
+
+    /// The walk ended well: the stat cache keeps what it learnt.
+    fn finish(self) {
+        if let Some(stat) = self.stat {
+            stat.finish();
+        }
     }
 }
 
@@ -311,7 +360,7 @@ pub fn walk(
     let shared = Shared {
         root,
         matcher: &selection.matcher,
-        cache,
+        scope: cache.scope(root),
         descended: Mutex::new(BTreeSet::new()),
         decided: Mutex::new(HashMap::new()),
     };
@@ -344,6 +393,7 @@ pub fn walk(
     if let Some(err) = first_error.into_inner().unwrap() {
         return Err(err);
     }
+    shared.scope.finish();
     let mut entries = entries.into_inner().unwrap();
     add_missing_parents(&mut entries, &shared.descended.into_inner().unwrap());
     entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
@@ -354,7 +404,7 @@ pub fn walk(
 struct Shared<'a> {
     root: &'a Path,
     matcher: &'a Matcher,
-    cache: &'a DigestCache,
+    scope: Scope<'a>,
     /// Excluded directories walked because an exception lies below them.
     descended: Mutex<BTreeSet<String>>,
     /// Each walked directory's per-pattern results, for its children
@@ -378,7 +428,7 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
     if dent.depth() == 0 {
         return Ok(WalkState::Continue);
     }
-    let (root, matcher, cache) = (shared.root, shared.matcher, shared.cache);
+    let (root, matcher, scope) = (shared.root, shared.matcher, &shared.scope);
     let path = dent.path();
     // A name that is not UTF-8 is matched with its bad bytes replaced, and
     // is an error only if it is selected.
@@ -442,7 +492,7 @@ fn visit(shared: &Shared, dent: &ignore::DirEntry, out: &mut Vec<Entry>) -> Resu
         }
     } else if file_type.is_file() {
         let meta = dent.metadata().map_err(|e| walk_error(root, e))?;
-        let digest = cache.file_digest(path, &meta)?;
+        let digest = scope.file_digest(path, &meta)?;
         Entry {
             path: rel,
             kind: Kind::File,

@@ -7,8 +7,8 @@ pub mod lock;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 
 use crate::context::statcache::cache_dir as statcache_dir;
 use crate::context::{self, DigestCache, Entry, HashStats, Selection, StatCache};
@@ -25,6 +25,21 @@ pub use lock::Lock;
 
 /// A walked context: the ignore file that applied and the selected entries.
 type Walked = (Option<PathBuf>, Vec<Entry>);
+
+/// Whether hashing keeps each context's entries in its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entries {
+    Keep,
+    Drop,
+}
+
+/// The services digested so far by a run's walkers.
+#[derive(Default)]
+struct Digested {
+    done: BTreeMap<String, Hashed>,
+    /// A walk failed: the others stop.
+    failed: bool,
+}
 
 #[derive(Clone)]
 pub struct Project {
@@ -69,6 +84,8 @@ pub struct Hashed {
     pub dockerfile_path: String,
     pub dockerfile_digest: blake3::Hash,
     pub ignore_file: Option<String>,
+    /// The context's entries, sorted by path; empty unless hashed with
+    /// [`Project::hash_with_entries`].
     pub entries: Vec<Entry>,
     pub deps: Vec<Dep>,
     /// External base images, sorted by reference.
@@ -341,8 +358,18 @@ impl Project {
     }
 
     /// Hashes `order` (which must list dependencies before dependents).
+    /// The results hold no context entries: see [`Project::hash_with_entries`].
     pub fn hash(&self, order: &[String]) -> Result<BTreeMap<String, Hashed>> {
-        self.hash_with_stats(order).map(|(hashed, _)| hashed)
+        self.hash_keeping(order, Entries::Drop)
+            .map(|(hashed, _)| hashed)
+    }
+
+    /// [`Project::hash`], each result with its context's entries (for
+    /// `explain` and the build context). Memory then grows with the files
+    /// of all the services, not of the few being walked.
+    pub fn hash_with_entries(&self, order: &[String]) -> Result<BTreeMap<String, Hashed>> {
+        self.hash_keeping(order, Entries::Keep)
+            .map(|(hashed, _)| hashed)
     }
 
     /// [`Project::hash`], and what it cost: files read, digests reused.
@@ -350,25 +377,25 @@ impl Project {
         &self,
         order: &[String],
     ) -> Result<(BTreeMap<String, Hashed>, HashStats)> {
+        self.hash_keeping(order, Entries::Drop)
+    }
+
+    /// Walks the contexts of `order`, several services at a time (a walk of
+    /// a small context spends most of its time waiting, so they overlap),
+    /// and digests each as soon as its walk and its dependencies are done,
+    /// so that a walk's entries are dropped then unless `entries` keeps
+    /// them. The error reported is the first in `order`, whatever failed
+    /// first.
+    fn hash_keeping(
+        &self,
+        order: &[String],
+        entries: Entries,
+    ) -> Result<(BTreeMap<String, Hashed>, HashStats)> {
         // A base missing from the lock is found before any file is read.
         let bases = order
             .iter()
             .map(|n| self.base_digests(&self.config.services[n]))
             .collect::<Result<Vec<_>>>()?;
-        let (walked, stats) = self.walk_all(order)?;
-        let mut done: BTreeMap<String, Hashed> = BTreeMap::new();
-        for ((name, (ignore_file, entries)), bases) in order.iter().zip(walked).zip(bases) {
-            let service = &self.config.services[name];
-            let hashed = self.digest(service, &done, ignore_file, entries, bases);
-            done.insert(name.clone(), hashed);
-        }
-        Ok((done, stats))
-    }
-
-    /// Walks the contexts of `order`, several services at a time: a walk of a
-    /// small context spends most of its time waiting, so they overlap. The
-    /// error reported is the first in `order`, whatever finished first.
-    fn walk_all(&self, order: &[String]) -> Result<(Vec<Walked>, HashStats)> {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cache = match (self.config.stat_cache, statcache_dir()) {
             (true, Some(dir)) => {
@@ -380,33 +407,70 @@ impl Project {
             cache.walking(&self.config.services[name].context);
         }
         let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<Result<Walked>>>> =
-            order.iter().map(|_| Mutex::new(None)).collect();
+        let errors: Vec<Mutex<Option<Error>>> = order.iter().map(|_| Mutex::default()).collect();
+        let state = Mutex::new(Digested::default());
+        let changed = Condvar::new();
         std::thread::scope(|scope| {
             for _ in 0..threads.min(order.len()) {
                 scope.spawn(|| {
-                    loop {
+                    while !state.lock().unwrap().failed {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(name) = order.get(i) else { break };
-                        let walked = self.walk_one(&self.config.services[name], &cache, threads);
-                        *results[i].lock().unwrap() = Some(walked);
+                        let service = &self.config.services[name];
+                        let walked = self.walk_one(service, &cache, threads);
+                        let (ignore_file, walked) = match walked {
+                            Ok(w) => w,
+                            Err(e) => {
+                                *errors[i].lock().unwrap() = Some(e);
+                                state.lock().unwrap().failed = true;
+                                changed.notify_all();
+                                break;
+                            }
+                        };
+                        // Dependencies come earlier in `order`: each is
+                        // walked by now or being walked, so this ends.
+                        let mut s = state.lock().unwrap();
+                        while !s.failed && !self.graph.deps(name).all(|d| s.done.contains_key(d)) {
+                            s = changed.wait(s).unwrap();
+                        }
+                        if s.failed {
+                            break;
+                        }
+                        let deps = self.deps_of(name, &s.done);
+                        drop(s);
+                        let mut hashed =
+                            self.digest(service, deps, ignore_file, walked, bases[i].clone());
+                        if entries == Entries::Drop {
+                            hashed.entries = Vec::new();
+                        }
+                        state.lock().unwrap().done.insert(name.clone(), hashed);
+                        changed.notify_all();
                     }
                 });
             }
         });
-        let results: Vec<Result<Walked>> = results
-            .into_iter()
-            .map(|r| r.into_inner().unwrap().expect("every service was walked"))
-            .collect();
-        let stats = cache.stats();
-        // A run that failed leaves the cache as it was.
-        if results.iter().all(Result::is_ok) {
-            cache.finish();
-            if let Tree::Commit(commit) = &*self.tree {
-                commit.save();
-            }
+        if let Some(err) = errors.into_iter().find_map(|e| e.into_inner().unwrap()) {
+            // A run that failed leaves the caches as they were.
+            return Err(err);
         }
-        Ok((results.into_iter().collect::<Result<_>>()?, stats))
+        let stats = cache.stats();
+        cache.finish();
+        if let Tree::Commit(commit) = &*self.tree {
+            commit.save();
+        }
+        Ok((state.into_inner().unwrap().done, stats))
+    }
+
+    /// The dependencies of `name` as they enter its hash.
+    fn deps_of(&self, name: &str, done: &BTreeMap<String, Hashed>) -> Vec<Dep> {
+        self.graph
+            .deps(name)
+            .map(|d| Dep {
+                name: d.to_string(),
+                repository: done[d].repository.to_string(),
+                tag: done[d].tag.clone(),
+            })
+            .collect()
     }
 
     fn walk_one(&self, service: &Service, cache: &DigestCache, threads: usize) -> Result<Walked> {
@@ -426,23 +490,11 @@ impl Project {
     fn digest(
         &self,
         service: &Service,
-        done: &BTreeMap<String, Hashed>,
+        deps: Vec<Dep>,
         ignore_file: Option<PathBuf>,
         entries: Vec<Entry>,
         bases: Vec<BaseDigest>,
     ) -> Hashed {
-        let deps: Vec<Dep> = self
-            .graph
-            .deps(&service.name)
-            .map(|d| {
-                let h = &done[d];
-                Dep {
-                    name: d.to_string(),
-                    repository: h.repository.to_string(),
-                    tag: h.tag.clone(),
-                }
-            })
-            .collect();
         let dockerfile = &self.dockerfiles[&service.name];
         let locked: Vec<(&str, &str)> = bases
             .iter()

@@ -224,7 +224,7 @@ struct Run<'a> {
 
 pub fn run(project: &Project, options: Options, shell: &Shell) -> Result<BuildReport> {
     let order = project.select(&options.services)?;
-    let hashed = project.hash(&order)?;
+    let hashed = project.hash_with_entries(&order)?;
     let report = runtime(options.jobs().clamp(2, 8))?.block_on(async {
         // An interrupt drops the run: every build's connections close, and
         // the engine cancels what was running; nothing half done is pushed.

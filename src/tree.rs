@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use gix::ObjectId;
 
@@ -87,10 +87,19 @@ pub struct Commit {
     /// The revision as the user gave it.
     pub rev: String,
     pub id: ObjectId,
-    blobs: std::sync::Arc<Mutex<HashMap<ObjectId, (Digest, bool)>>>,
+    blobs: std::sync::Arc<RwLock<Blobs>>,
     /// Where the blob digests are kept, and how many were read from there.
     blobs_file: Option<(PathBuf, usize)>,
+    /// The last walk of each context by this commit or a sibling: a
+    /// context whose tree and rules are unchanged between commits is not
+    /// walked again. One walk per context, so memory stays that of one commit.
+    walks: std::sync::Arc<Mutex<HashMap<WalkKey, (ObjectId, Walk)>>>,
 }
+
+/// A context's path and its selection's fingerprint; with the context's
+/// tree id, all that its walk depends on.
+pub type WalkKey = (PathBuf, [u8; 32]);
+type Walk = std::sync::Arc<Vec<crate::context::Entry>>;
 
 /// One entry of a commit's directory.
 pub struct Child {
@@ -148,17 +157,20 @@ impl Commit {
             tree,
             rev: rev.to_string(),
             blobs_file: file.map(|f| (f, blobs.len())),
-            blobs: std::sync::Arc::new(Mutex::new(blobs)),
+            blobs: std::sync::Arc::new(RwLock::new(blobs)),
+            walks: std::sync::Arc::default(),
         })
     }
 
-    /// Keeps the blob digests for the next run (when there are new ones).
+    /// Keeps the blob digests for the next run, once there are enough new ones.
     pub fn save(&self) {
         let Some((file, loaded)) = &self.blobs_file else {
             return;
         };
-        let blobs = self.blobs.lock().unwrap();
-        if blobs.len() <= *loaded {
+        let blobs = self.blobs.read().unwrap();
+        // Rewriting every kept digest for a handful of new ones costs more
+        // than hashing those few blobs again next time.
+        if blobs.len() <= *loaded + *loaded / 16 {
             return;
         }
         let mut out = Vec::with_capacity(blobs.len() * 53 + 32);
@@ -199,6 +211,7 @@ impl Commit {
             rev: id.to_hex_with_len(12).to_string(),
             blobs: self.blobs.clone(),
             blobs_file: self.blobs_file.clone(),
+            walks: self.walks.clone(),
         })
     }
 
@@ -267,11 +280,39 @@ impl Commit {
         Ok(object.detach().data)
     }
 
+    /// The tree id of the directory at `path`.
+    pub fn tree_id(&self, path: &Path) -> Option<ObjectId> {
+        match self.entry(path)? {
+            (Kind::Dir, id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The last walk under `key`, by this commit or a sibling, if it was of tree `id`.
+    pub fn walked(&self, key: &WalkKey, id: ObjectId) -> Option<Walk> {
+        let walks = self.walks.lock().unwrap();
+        walks
+            .get(key)
+            .filter(|(t, _)| *t == id)
+            .map(|(_, w)| w.clone())
+    }
+
+    pub fn remember_walk(&self, key: WalkKey, id: ObjectId, entries: Walk) {
+        self.walks.lock().unwrap().insert(key, (id, entries));
+    }
+
     /// The entries of the directory at `path`.
     pub fn children(&self, path: &Path) -> io::Result<Vec<Child>> {
         let Some((Kind::Dir, id)) = self.entry(path) else {
             return Err(io::Error::new(io::ErrorKind::NotFound, "not a directory"));
         };
+        self.tree_children(id)
+    }
+
+    /// The entries of the tree object `id`: a walk goes down by ids, so
+    /// no tree is read twice (resolving each directory's path from the
+    /// root read the top trees once per directory).
+    pub fn tree_children(&self, id: ObjectId) -> io::Result<Vec<Child>> {
         let local = self.repo.to_thread_local();
         let tree = local.find_tree(id).map_err(io::Error::other)?;
         let mut out = Vec::new();
@@ -290,44 +331,48 @@ impl Commit {
     /// checkout with LFS would hold other bytes); from the cache when the
     /// blob was seen before.
     pub fn blob_digest(&self, id: ObjectId) -> io::Result<(Digest, bool)> {
-        if let Some(d) = self.blobs.lock().unwrap().get(&id) {
+        if let Some(d) = self.blobs.read().unwrap().get(&id) {
             return Ok(*d);
         }
         let data = self.blob(id)?;
         let lfs =
             data.len() < 1024 && data.starts_with(b"version https://git-lfs.github.com/spec/");
         let answer = (*blake3::hash(&data).as_bytes(), lfs);
-        self.blobs.lock().unwrap().insert(id, answer);
+        self.blobs.write().unwrap().insert(id, answer);
         Ok(answer)
     }
 }
+
+/// Blob id -> (BLAKE3, Git LFS pointer); ids are hashes already, so the
+/// map uses gix's hasher that takes their first bytes.
+type Blobs = gix::hashtable::HashMap<ObjectId, (Digest, bool)>;
 
 const BLOBS_MAGIC: &[u8] = b"tagsmith-blobs\0\x01";
 
 /// Blob digests kept by an earlier run: 20-byte SHA-1 id, 32-byte BLAKE3,
 /// an LFS flag; a checksum at the end. Anything else is ignored.
-fn load_blobs(file: &Path) -> HashMap<ObjectId, (Digest, bool)> {
+fn load_blobs(file: &Path) -> Blobs {
     let Ok(bytes) = std::fs::read(file) else {
-        return HashMap::new();
+        return Blobs::default();
     };
     let Some((body, sum)) = bytes.len().checked_sub(32).map(|n| bytes.split_at(n)) else {
-        return HashMap::new();
+        return Blobs::default();
     };
     if blake3::hash(body).as_bytes() != sum || !body.starts_with(BLOBS_MAGIC) {
-        return HashMap::new();
+        return Blobs::default();
     }
     let records = &body[BLOBS_MAGIC.len()..];
     if records.len() % 53 != 0 {
-        return HashMap::new();
+        return Blobs::default();
     }
-    records
-        .chunks_exact(53)
-        .filter_map(|r| {
-            let id = ObjectId::try_from(&r[..20]).ok()?;
-            let digest: Digest = r[20..52].try_into().ok()?;
-            Some((id, (digest, r[52] == 1)))
-        })
-        .collect()
+    let mut blobs = Blobs::default();
+    blobs.reserve(records.len() / 53);
+    blobs.extend(records.chunks_exact(53).filter_map(|r| {
+        let id = ObjectId::try_from(&r[..20]).ok()?;
+        let digest: Digest = r[20..52].try_into().ok()?;
+        Some((id, (digest, r[52] == 1)))
+    }));
+    blobs
 }
 
 fn kind(mode: gix::object::tree::EntryMode) -> Kind {

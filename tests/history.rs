@@ -118,6 +118,21 @@ fn repository() -> (tempfile::TempDir, Vec<String>) {
                 fs::write(&p, fs::read_to_string(&p).unwrap() + "# edited\n").unwrap()
             }),
         ),
+        (
+            "outside ignore file",
+            // Docker reads <Dockerfile>.dockerignore in place of the
+            // context's: the context's tree is unchanged, its selection not.
+            Box::new(|d| write(&d.join("build/web.Dockerfile.dockerignore"), "src\n")),
+        ),
+        (
+            "outside ignore edit",
+            Box::new(|d| {
+                write(
+                    &d.join("build/web.Dockerfile.dockerignore"),
+                    "src\ndist/index.html\n",
+                )
+            }),
+        ),
     ];
     for (message, step) in steps {
         step(d);
@@ -231,6 +246,38 @@ fn submodules_and_lfs_pointers_in_a_context_are_errors() {
 }
 
 /// 12 commits, each changing api; every commit's images pushed.
+#[test]
+fn one_process_over_the_history_equals_each_commits_own_run() {
+    // cleanup walks many commits in one process, reusing the walk of a
+    // context whose tree and ignore rules did not change: each commit's
+    // tags must still be exactly what `tags --rev` computes alone.
+    let (repo, commits) = repository();
+    let d = repo.path();
+    let head = tagsmith::tree::Commit::open(d, "HEAD").unwrap();
+    let ids = head.history("HEAD", commits.len()).unwrap();
+    assert_eq!(ids.len(), commits.len());
+    let mut web = std::collections::BTreeSet::new();
+    for id in ids {
+        let hex = id.to_string();
+        let project =
+            tagsmith::project::Project::at_commit(None, d, head.sibling(id).unwrap()).unwrap();
+        let order = project.select(&[]).unwrap();
+        let shared: std::collections::BTreeMap<String, String> = project
+            .hash(&order)
+            .unwrap()
+            .into_iter()
+            .map(|(name, h)| (name, h.tag))
+            .collect();
+        let alone = by_name(&ok(d, &["tags", "--format", "json", "--rev", &hex]), "tag");
+        assert_eq!(shared, alone, "commit {hex}");
+        web.insert(shared["web"].clone());
+    }
+    assert!(
+        web.len() >= 3,
+        "the outside ignore file changes web's tag: {web:?}"
+    );
+}
+
 fn pushed_history(
     reg: &Registry,
 ) -> (

@@ -14,18 +14,39 @@ use crate::tree::{self, Commit};
 /// The selected entries of the context `root` (an absolute path below the
 /// commit's work tree), sorted by path.
 pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<Entry>> {
+    // The same tree under the same rules gives the same entries: commits
+    // walked in one run (history, cleanup) share the unchanged contexts.
+    let key = (root.to_path_buf(), selection.fingerprint);
+    let id = commit.tree_id(root);
+    if let Some(entries) = id.and_then(|id| commit.walked(&key, id)) {
+        return Ok(entries.as_ref().clone());
+    }
+    let entries = walk_tree(commit, root, selection)?;
+    if let Some(id) = id {
+        commit.remember_walk(key, id, std::sync::Arc::new(entries.clone()));
+    }
+    Ok(entries)
+}
+
+fn walk_tree(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut descended = BTreeSet::new();
     let mut decided: HashMap<String, Vec<bool>> = HashMap::new();
-    let mut stack: Vec<String> = vec![String::new()];
+    // Directories to read: the path below the context, and the tree's id
+    // (the context's own tree is found by its path).
+    let mut stack: Vec<(String, Option<gix::ObjectId>)> = vec![(String::new(), None)];
     let matcher = &selection.matcher;
-    while let Some(dir) = stack.pop() {
+    while let Some((dir, id)) = stack.pop() {
         let path = if dir.is_empty() {
             root.to_path_buf()
         } else {
             root.join(&dir)
         };
-        let children = commit.children(&path).map_err(|e| {
+        let children = match id {
+            Some(id) => commit.tree_children(id),
+            None => commit.children(&path),
+        };
+        let children = children.map_err(|e| {
             Error::user(format!(
                 "{}{}: {e}",
                 crate::paths::Shown(&path),
@@ -51,7 +72,7 @@ pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<E
             if excluded {
                 if child.kind == tree::Kind::Dir && matcher.must_descend(&rel) {
                     descended.insert(rel.clone());
-                    stack.push(rel);
+                    stack.push((rel, Some(child.id)));
                 }
                 continue;
             }
@@ -61,7 +82,7 @@ pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<E
             }
             let entry = match child.kind {
                 tree::Kind::Dir => {
-                    stack.push(rel.clone());
+                    stack.push((rel.clone(), Some(child.id)));
                     Entry {
                         path: rel,
                         kind: Kind::Dir,

@@ -63,6 +63,9 @@ pub struct Selection {
     pub ignore_file: Option<PathBuf>,
     /// `.dockerignore` and the Dockerfile (when inside the context).
     always: Vec<String>,
+    /// BLAKE3 of everything the selection is made from (the ignore file's
+    /// path and bytes, the paths always sent): equal fingerprints select alike.
+    pub fingerprint: [u8; 32],
 }
 
 /// Why a path is or is not in a context, by Docker's rules
@@ -103,10 +106,16 @@ impl Selection {
         let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
         let generic = context.join(".dockerignore");
         let ignore_file = [specific, generic].into_iter().find(|p| tree.is_file(p));
+        let mut fingerprint = blake3::Hasher::new();
         let mut matcher = match &ignore_file {
             None => Matcher::default(),
             Some(path) => {
                 let bytes = tree.read(path).map_err(|e| Error::io(path, e))?;
+                let name = path.as_os_str().as_encoded_bytes();
+                fingerprint.update(&(name.len() as u64).to_le_bytes());
+                fingerprint.update(name);
+                fingerprint.update(&(bytes.len() as u64).to_le_bytes());
+                fingerprint.update(&bytes);
                 Matcher::from_bytes(&bytes).map_err(|e| Error::Located {
                     at: Location::line(path, e.line as u64),
                     message: e.message,
@@ -117,6 +126,10 @@ impl Selection {
             .chain(dockerfile_in_context)
             .map(str::to_string)
             .collect();
+        for path in &always {
+            fingerprint.update(&(path.len() as u64).to_le_bytes());
+            fingerprint.update(path.as_bytes());
+        }
         if !matcher.is_empty() {
             for path in &always {
                 matcher.keep(path).map_err(|e| {
@@ -128,6 +141,7 @@ impl Selection {
             matcher,
             ignore_file,
             always,
+            fingerprint: *fingerprint.finalize().as_bytes(),
         })
     }
 

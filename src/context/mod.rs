@@ -328,7 +328,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
         let file = fs::File::open(path)?;
         let before = file.metadata()?;
         let mut hasher = blake3::Hasher::new();
-        hasher.update_reader(&file)?;
+        read_into(&file, &mut hasher)?;
         let after = file.metadata()?;
         let digest = *hasher.finalize().as_bytes();
         if stamp(&before) != stamp(&after) {
@@ -345,6 +345,27 @@ pub fn hash_file(path: &Path) -> std::io::Result<Digest> {
     Err(std::io::Error::other(
         "the file changed while it was being hashed; run again once nothing writes to it",
     ))
+}
+
+/// Feeds the file to the hasher through one buffer per thread
+/// (`update_reader` zeroes a fresh 64 KiB buffer for every file).
+fn read_into(mut file: &fs::File, hasher: &mut blake3::Hasher) -> std::io::Result<()> {
+    use std::io::Read;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0; 64 * 1024]);
+    }
+    BUF.with_borrow_mut(|buf| {
+        loop {
+            match file.read(buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
 }
 
 /// How recently a file may have changed for a read of it to be in doubt.

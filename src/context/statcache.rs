@@ -173,6 +173,18 @@ impl Records {
         record.encode(key, &mut self.bytes);
     }
 
+    /// Whether these records, sorted, are byte for byte the block `old`.
+    fn equals(&mut self, old: &Records) -> bool {
+        let mut at = 0;
+        for rec in self.sorted() {
+            if old.bytes.get(at..at + rec.len()) != Some(rec) {
+                return false;
+            }
+            at += rec.len();
+        }
+        at == old.bytes.len()
+    }
+
     /// The records sorted by key, the last of equal keys kept.
     fn sorted(&mut self) -> impl Iterator<Item = &[u8]> {
         let mut starts = std::mem::take(&mut self.starts);
@@ -227,6 +239,9 @@ pub struct StatCache {
     out: Mutex<Option<Out>>,
     /// Context roots walked this run: their old blocks are replaced.
     walked: Mutex<HashSet<PathBuf>>,
+    /// Roots whose walk found exactly the records of their old block: that
+    /// block is kept as it is.
+    same: Mutex<HashSet<PathBuf>>,
 }
 
 /// One context walk's view: the old records of its root, and the new ones
@@ -351,6 +366,7 @@ impl StatCache {
             file,
             out: Mutex::default(),
             walked: Mutex::default(),
+            same: Mutex::default(),
         }
     }
 
@@ -444,16 +460,24 @@ impl StatCache {
     /// Writes the cache: this run's blocks, and the old blocks of contexts
     /// not walked this run, copied unread. Failing to write only costs
     /// speed next time.
+    ///
+    /// A run that found every walked context as the file has it writes
+    /// nothing. No fsync: a file cut short by a crash fails its checksums
+    /// and is ignored, which costs one slower run.
     pub fn save(self) {
         let walked = std::mem::take(&mut *self.walked.lock().unwrap());
+        let same = std::mem::take(&mut *self.same.lock().unwrap());
         if walked.is_empty() {
             return;
         }
         let mut slot = self.out.lock().unwrap().take();
+        if slot.is_none() && self.old.is_some() && walked.is_subset(&same) {
+            return;
+        }
         let Some(out) = self.writer(&mut slot) else {
             return;
         };
-        let ok = self.finish(out, &walked).is_ok();
+        let ok = self.finish(out, &walked, &same).is_ok();
         let tmp = out.tmp.clone();
         drop(slot);
         if !(ok && std::fs::rename(&tmp, &self.file).is_ok()) {
@@ -461,19 +485,28 @@ impl StatCache {
         }
     }
 
-    fn finish(&self, out: &mut Out, walked: &HashSet<PathBuf>) -> std::io::Result<()> {
+    fn finish(
+        &self,
+        out: &mut Out,
+        walked: &HashSet<PathBuf>,
+        same: &HashSet<PathBuf>,
+    ) -> std::io::Result<()> {
         if out.broken {
             return Err(std::io::Error::other("an earlier write failed"));
         }
         if let Some(old) = &self.old {
-            let mut chunk = vec![0u8; 1 << 20];
-            for b in old.blocks.iter().filter(|b| !walked.contains(&b.root)) {
-                let mut copied = 0u64;
-                while copied < b.len {
-                    let n = chunk.len().min((b.len - copied) as usize);
-                    old.file.read_exact_at(&mut chunk[..n], b.offset + copied)?;
-                    out.w.write_all(&chunk[..n])?;
-                    copied += n as u64;
+            let written: HashSet<PathBuf> = out.blocks.iter().map(|b| b.root.clone()).collect();
+            let keep = |b: &&BlockRef| {
+                !walked.contains(&b.root) || (same.contains(&b.root) && !written.contains(&b.root))
+            };
+            out.w.flush()?;
+            let mut from = &old.file;
+            for b in old.blocks.iter().filter(keep) {
+                // File to file: std uses copy_file_range, no copy through us.
+                from.seek(SeekFrom::Start(b.offset))?;
+                let copied = std::io::copy(&mut from.take(b.len), out.w.get_mut())?;
+                if copied != b.len {
+                    return Err(std::io::ErrorKind::UnexpectedEof.into());
                 }
                 out.blocks.push(BlockRef {
                     offset: out.pos,
@@ -490,8 +523,7 @@ impl StatCache {
         out.w.write_all(&out.pos.to_le_bytes())?;
         out.w.write_all(&(index.len() as u64).to_le_bytes())?;
         out.w.write_all(sum.finalize().as_bytes())?;
-        out.w.flush()?;
-        out.w.get_ref().sync_all()
+        out.w.flush()
     }
 }
 
@@ -507,9 +539,18 @@ impl Drop for StatCache {
 
 impl Context<'_> {
     fn key<'p>(&self, path: &'p Path) -> Option<&'p [u8]> {
-        path.strip_prefix(&self.root)
-            .ok()
-            .map(|p| p.as_os_str().as_encoded_bytes())
+        // Walked paths are the root joined with a relative path: a byte
+        // prefix check, much cheaper than comparing components, per file.
+        let root = self.root.as_os_str().as_encoded_bytes();
+        let bytes = path.as_os_str().as_encoded_bytes();
+        match bytes.strip_prefix(root) {
+            Some([b'/', rest @ ..]) if !root.ends_with(b"/") => Some(rest),
+            Some(rest) if root.ends_with(b"/") => Some(rest),
+            _ => path
+                .strip_prefix(&self.root)
+                .ok()
+                .map(|p| p.as_os_str().as_encoded_bytes()),
+        }
     }
 
     /// The remembered digest of `path` and when it was hashed, if `stamp`
@@ -538,6 +579,12 @@ impl Context<'_> {
     /// The walk ended well: its records go into the file this run writes.
     pub fn finish(self) {
         let mut new = self.new.into_inner().unwrap();
+        if let [old] = self.old.as_slice()
+            && new.equals(old)
+        {
+            self.cache.same.lock().unwrap().insert(self.root);
+            return;
+        }
         self.cache.append(&self.root, &mut new);
     }
 }
@@ -698,5 +745,44 @@ mod tests {
         walk(&c, "/p", &[("/p/x", [1; 32], 1, 2)]);
         drop(c);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_run_that_finds_everything_as_kept_writes_nothing() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = Path::new("/p");
+        let at = now_ns();
+        let old = at - 10_000_000_000;
+        let c = StatCache::open(dir.path(), root);
+        walk(&c, "/p/a", &[("/p/a/x", [1; 32], old, at)]);
+        walk(&c, "/p/b", &[("/p/b/y", [2; 32], old, at)]);
+        let file = c.path().to_path_buf();
+        c.save();
+        let ino = |f: &Path| std::fs::metadata(f).unwrap().ino();
+        let first = ino(&file);
+
+        // Both contexts found as they were: the file is left alone.
+        let c = StatCache::open(dir.path(), root);
+        for (ctx, path) in [("/p/a", "/p/a/x"), ("/p/b", "/p/b/y")] {
+            let view = c.context(Path::new(ctx));
+            assert!(view.get(Path::new(path), &stamp(old)).is_some());
+            view.finish();
+        }
+        c.save();
+        assert_eq!(ino(&file), first, "not rewritten");
+
+        // One context changed: rewritten, the unchanged block kept as it was.
+        let c = StatCache::open(dir.path(), root);
+        let view = c.context(Path::new("/p/a"));
+        assert!(view.get(Path::new("/p/a/x"), &stamp(old)).is_some());
+        view.finish();
+        walk(&c, "/p/b", &[("/p/b/z", [3; 32], old, at)]);
+        c.save();
+        assert_ne!(ino(&file), first, "rewritten");
+        let c = StatCache::open(dir.path(), root);
+        assert_eq!(get(&c, "/p/a", "/p/a/x", old), Some(([1; 32], at)));
+        assert_eq!(get(&c, "/p/b", "/p/b/z", old), Some(([3; 32], at)));
+        assert_eq!(get(&c, "/p/b", "/p/b/y", old), None, "y is gone");
     }
 }

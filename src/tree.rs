@@ -94,6 +94,10 @@ pub struct Commit {
     /// context whose tree and rules are unchanged between commits is not
     /// walked again. One walk per context, so memory stays that of one commit.
     walks: std::sync::Arc<Mutex<HashMap<WalkKey, (ObjectId, Walk)>>>,
+    /// Service digests of earlier runs, by a key that covers every input
+    /// of the digest (see `Project`), kept in the cache directory.
+    known: std::sync::Arc<RwLock<HashMap<Digest, Digest>>>,
+    known_file: Option<(PathBuf, usize)>,
 }
 
 /// A context's path and its selection's fingerprint; with the context's
@@ -145,11 +149,16 @@ impl Commit {
             .peel_to_commit()
             .map_err(|e| bad(&e))?;
         let tree = commit.tree_id().map_err(|e| bad(&e))?.detach();
-        let file = crate::context::statcache::cache_dir().map(|dir| {
-            let key = blake3::hash(repo.git_dir().as_os_str().as_encoded_bytes()).to_hex();
-            dir.join(format!("blobs-{}.bin", &key[..24]))
-        });
+        let kept = |what: &str| {
+            crate::context::statcache::cache_dir().map(|dir| {
+                let key = blake3::hash(repo.git_dir().as_os_str().as_encoded_bytes()).to_hex();
+                dir.join(format!("{what}-{}.bin", &key[..24]))
+            })
+        };
+        let file = kept("blobs");
         let blobs = file.as_deref().map(load_blobs).unwrap_or_default();
+        let known_file = kept("digests");
+        let known = known_file.as_deref().map(load_known).unwrap_or_default();
         Ok(Commit {
             id: commit.id,
             repo,
@@ -159,41 +168,55 @@ impl Commit {
             blobs_file: file.map(|f| (f, blobs.len())),
             blobs: std::sync::Arc::new(RwLock::new(blobs)),
             walks: std::sync::Arc::default(),
+            known_file: known_file.map(|f| (f, known.len())),
+            known: std::sync::Arc::new(RwLock::new(known)),
         })
     }
 
-    /// Keeps the blob digests for the next run, once there are enough new ones.
+    /// Keeps the blob digests (once there are enough new ones) and the
+    /// service digests (when there is any new one) for the next run.
     pub fn save(&self) {
-        let Some((file, loaded)) = &self.blobs_file else {
-            return;
-        };
-        let blobs = self.blobs.read().unwrap();
-        // Rewriting every kept digest for a handful of new ones costs more
-        // than hashing those few blobs again next time.
-        if blobs.len() <= *loaded + *loaded / 16 {
-            return;
-        }
-        let mut out = Vec::with_capacity(blobs.len() * 53 + 32);
-        out.extend_from_slice(BLOBS_MAGIC);
-        for (id, (digest, lfs)) in blobs.iter() {
-            if id.as_bytes().len() != 20 {
-                continue;
+        if let Some((file, loaded)) = &self.blobs_file {
+            let blobs = self.blobs.read().unwrap();
+            // Rewriting every kept digest for a handful of new ones costs
+            // more than hashing those few blobs again next time.
+            if blobs.len() > *loaded + *loaded / 16 {
+                let mut out = Vec::with_capacity(blobs.len() * 53);
+                for (id, (digest, lfs)) in blobs.iter() {
+                    if id.as_bytes().len() == 20 {
+                        out.extend_from_slice(id.as_bytes());
+                        out.extend_from_slice(digest);
+                        out.push(u8::from(*lfs));
+                    }
+                }
+                write_kept(file, BLOBS_MAGIC, out);
             }
-            out.extend_from_slice(id.as_bytes());
-            out.extend_from_slice(digest);
-            out.push(u8::from(*lfs));
         }
-        let sum = blake3::hash(&out);
-        out.extend_from_slice(sum.as_bytes());
-        let Some(dir) = file.parent() else { return };
-        let tmp = dir.join(format!(".blobs.{}.tmp", std::process::id()));
-        if std::fs::create_dir_all(dir).is_ok()
-            && std::fs::write(&tmp, &out)
-                .and_then(|_| std::fs::rename(&tmp, file))
-                .is_err()
-        {
-            let _ = std::fs::remove_file(&tmp);
+        if let Some((file, loaded)) = &self.known_file {
+            let known = self.known.read().unwrap();
+            if known.len() > *loaded {
+                let mut out = Vec::with_capacity(known.len() * 64);
+                for (key, digest) in known.iter() {
+                    out.extend_from_slice(key);
+                    out.extend_from_slice(digest);
+                }
+                write_kept(file, KNOWN_MAGIC, out);
+            }
         }
+    }
+
+    /// A service digest an earlier run computed under `key`.
+    pub fn known_digest(&self, key: &Digest) -> Option<Digest> {
+        self.known.read().unwrap().get(key).copied()
+    }
+
+    pub fn remember_digest(&self, key: Digest, digest: Digest) {
+        let mut known = self.known.write().unwrap();
+        // Bounded: past this many, start over rather than grow.
+        if known.len() >= KNOWN_MAX {
+            known.clear();
+        }
+        known.insert(key, digest);
     }
 
     /// Another commit of the same repository, sharing the blob digests.
@@ -212,6 +235,8 @@ impl Commit {
             blobs: self.blobs.clone(),
             blobs_file: self.blobs_file.clone(),
             walks: self.walks.clone(),
+            known: self.known.clone(),
+            known_file: self.known_file.clone(),
         })
     }
 
@@ -350,21 +375,9 @@ type Blobs = gix::hashtable::HashMap<ObjectId, (Digest, bool)>;
 const BLOBS_MAGIC: &[u8] = b"tagsmith-blobs\0\x01";
 
 /// Blob digests kept by an earlier run: 20-byte SHA-1 id, 32-byte BLAKE3,
-/// an LFS flag; a checksum at the end. Anything else is ignored.
+/// an LFS flag.
 fn load_blobs(file: &Path) -> Blobs {
-    let Ok(bytes) = std::fs::read(file) else {
-        return Blobs::default();
-    };
-    let Some((body, sum)) = bytes.len().checked_sub(32).map(|n| bytes.split_at(n)) else {
-        return Blobs::default();
-    };
-    if blake3::hash(body).as_bytes() != sum || !body.starts_with(BLOBS_MAGIC) {
-        return Blobs::default();
-    }
-    let records = &body[BLOBS_MAGIC.len()..];
-    if records.len() % 53 != 0 {
-        return Blobs::default();
-    }
+    let records = read_kept(file, BLOBS_MAGIC, 53);
     let mut blobs = Blobs::default();
     blobs.reserve(records.len() / 53);
     blobs.extend(records.chunks_exact(53).filter_map(|r| {
@@ -373,6 +386,63 @@ fn load_blobs(file: &Path) -> Blobs {
         Some((id, (digest, r[52] == 1)))
     }));
     blobs
+}
+
+const KNOWN_MAGIC: &[u8] = b"tagsmith-known\0\x01";
+const KNOWN_MAX: usize = 200_000;
+
+/// Service digests kept by an earlier run: 32-byte key, 32-byte digest.
+fn load_known(file: &Path) -> HashMap<Digest, Digest> {
+    let records = read_kept(file, KNOWN_MAGIC, 64);
+    records
+        .chunks_exact(64)
+        .filter_map(|r| Some((r[..32].try_into().ok()?, r[32..].try_into().ok()?)))
+        .collect()
+}
+
+/// The records of a kept file: `magic`, records of `size` bytes, the
+/// BLAKE3 of all that. Anything else (foreign, cut short, corrupt) is empty.
+fn read_kept(file: &Path, magic: &[u8], size: usize) -> Vec<u8> {
+    let Ok(mut bytes) = std::fs::read(file) else {
+        return Vec::new();
+    };
+    let Some(body) = bytes.len().checked_sub(32) else {
+        return Vec::new();
+    };
+    let (head, sum) = bytes.split_at(body);
+    if blake3::hash(head).as_bytes() != sum
+        || !head.starts_with(magic)
+        || !(head.len() - magic.len()).is_multiple_of(size)
+    {
+        return Vec::new();
+    }
+    bytes.truncate(body);
+    bytes.drain(..magic.len());
+    bytes
+}
+
+/// Replaces `file` with `magic`, `records` and their checksum, atomically;
+/// failing costs only speed next time.
+fn write_kept(file: &Path, magic: &[u8], records: Vec<u8>) {
+    let mut out = magic.to_vec();
+    out.extend_from_slice(&records);
+    let sum = blake3::hash(&out);
+    out.extend_from_slice(sum.as_bytes());
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return;
+    };
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    if std::fs::create_dir_all(dir).is_ok()
+        && std::fs::write(&tmp, &out)
+            .and_then(|_| std::fs::rename(&tmp, file))
+            .is_err()
+    {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 fn kind(mode: gix::object::tree::EntryMode) -> Kind {

@@ -278,6 +278,57 @@ fn one_process_over_the_history_equals_each_commits_own_run() {
     );
 }
 
+#[test]
+fn digests_kept_between_runs_that_are_corrupt_or_cut_short_are_ignored() {
+    // `--rev` keeps blob digests and service digests in the cache
+    // directory; a damaged file must cost speed only, never a wrong tag.
+    let (repo, commits) = repository();
+    let d = repo.path();
+    let cache = tempfile::tempdir().unwrap();
+    let tags_at = |c: &String| {
+        let o = Command::new(bin())
+            .args(["tags", "--format", "json", "--rev", c])
+            .current_dir(d)
+            .env("TAGSMITH_CACHE_DIR", cache.path())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        by_name(&stdout(&o), "tag")
+    };
+    let first: Vec<_> = commits.iter().map(tags_at).collect();
+    let kept: Vec<_> = fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("blobs-") || name.starts_with("digests-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for (i, file) in kept.iter().enumerate() {
+        let mut bytes = fs::read(file).unwrap();
+        if i == 0 {
+            let n = bytes.len();
+            bytes[n / 2] ^= 0xff;
+        } else {
+            bytes.truncate(bytes.len() / 2);
+        }
+        fs::write(file, bytes).unwrap();
+    }
+    let again: Vec<_> = commits.iter().map(tags_at).collect();
+    assert_eq!(first, again);
+    // Against a repository's own runs without any kept file.
+    let fresh = tempfile::tempdir().unwrap();
+    let last = commits.last().unwrap();
+    let o = Command::new(bin())
+        .args(["tags", "--format", "json", "--rev", last])
+        .current_dir(d)
+        .env("TAGSMITH_CACHE_DIR", fresh.path())
+        .output()
+        .unwrap();
+    assert_eq!(by_name(&stdout(&o), "tag"), *first.last().unwrap());
+}
+
 fn pushed_history(
     reg: &Registry,
 ) -> (

@@ -417,15 +417,26 @@ impl Project {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(name) = order.get(i) else { break };
                         let service = &self.config.services[name];
-                        let walked = self.walk_one(service, &cache, threads);
-                        let (ignore_file, walked) = match walked {
-                            Ok(w) => w,
-                            Err(e) => {
-                                *errors[i].lock().unwrap() = Some(e);
-                                state.lock().unwrap().failed = true;
-                                changed.notify_all();
-                                break;
-                            }
+                        let fail = |e: Error| {
+                            *errors[i].lock().unwrap() = Some(e);
+                            state.lock().unwrap().failed = true;
+                            changed.notify_all();
+                        };
+                        // In a commit, tags only: the walk may not be needed
+                        // at all, which is known once the deps' tags are.
+                        let known = match (&*self.tree, entries) {
+                            (Tree::Commit(commit), Entries::Drop) => Some(&**commit),
+                            _ => None,
+                        };
+                        let walked = match known {
+                            Some(_) => None,
+                            None => match self.walk_one(service, &cache, threads) {
+                                Ok(w) => Some(w),
+                                Err(e) => {
+                                    fail(e);
+                                    break;
+                                }
+                            },
                         };
                         // Dependencies come earlier in `order`: each is
                         // walked by now or being walked, so this ends.
@@ -438,8 +449,23 @@ impl Project {
                         }
                         let deps = self.deps_of(name, &s.done);
                         drop(s);
-                        let mut hashed =
-                            self.digest(service, deps, ignore_file, walked, bases[i].clone());
+                        let base = bases[i].clone();
+                        let hashed = match (walked, known) {
+                            (Some((ignore_file, walked)), _) => {
+                                self.digest(service, deps, ignore_file, walked, base, None)
+                            }
+                            (None, Some(commit)) => {
+                                match self.digest_in_commit(commit, service, deps, base) {
+                                    Ok(h) => h,
+                                    Err(e) => {
+                                        fail(e);
+                                        break;
+                                    }
+                                }
+                            }
+                            (None, None) => unreachable!("walked unless known"),
+                        };
+                        let mut hashed = hashed;
                         if entries == Entries::Drop {
                             hashed.entries = Vec::new();
                         }
@@ -487,6 +513,83 @@ impl Project {
         Ok((selection.ignore_file, entries))
     }
 
+    /// A service's digest in a commit, tags only: reused from an earlier
+    /// run when the key says every input is the same. The key holds the
+    /// context's tree id and selection fingerprint (all its entries depend
+    /// on) and the digest of every other input (Dockerfile, args, deps'
+    /// tags, bases) with no entries.
+    fn digest_in_commit(
+        &self,
+        commit: &Commit,
+        service: &Service,
+        deps: Vec<Dep>,
+        bases: Vec<BaseDigest>,
+    ) -> Result<Hashed> {
+        let selection = Selection::in_tree(
+            &service.context,
+            &service.dockerfile,
+            service.dockerfile_path_in_context(),
+            &self.tree,
+        )?;
+        let key = commit.tree_id(&service.context).map(|id| {
+            let rest = self.inputs_digest(service, &deps, &[], &bases);
+            let mut key = blake3::Hasher::new();
+            key.update(b"tagsmith service digest key 1\0");
+            key.update(id.as_bytes());
+            key.update(&selection.fingerprint);
+            key.update(rest.as_bytes());
+            *key.finalize().as_bytes()
+        });
+        if let Some(digest) = key.as_ref().and_then(|k| commit.known_digest(k)) {
+            let digest = blake3::Hash::from_bytes(digest);
+            return Ok(self.digest(
+                service,
+                deps,
+                selection.ignore_file,
+                Vec::new(),
+                bases,
+                Some(digest),
+            ));
+        }
+        let entries = context::commit::walk(commit, &service.context, &selection)?;
+        let digest = self.inputs_digest(service, &deps, &entries, &bases);
+        if let Some(key) = key {
+            commit.remember_digest(key, *digest.as_bytes());
+        }
+        Ok(self.digest(
+            service,
+            deps,
+            selection.ignore_file,
+            Vec::new(),
+            bases,
+            Some(digest),
+        ))
+    }
+
+    fn inputs_digest(
+        &self,
+        service: &Service,
+        deps: &[Dep],
+        entries: &[Entry],
+        bases: &[BaseDigest],
+    ) -> blake3::Hash {
+        let locked: Vec<(&str, &str)> = bases
+            .iter()
+            .filter_map(|b| Some((b.reference.as_str(), b.digest.as_deref()?)))
+            .collect();
+        hash::digest(&hash::Inputs {
+            dockerfile_path: &service.dockerfile_in_context,
+            dockerfile: &self.dockerfiles[&service.name],
+            target: service.target.as_deref(),
+            platform: service.platform.as_deref(),
+            args: &service.args,
+            deps,
+            entries,
+            bases: &locked,
+        })
+    }
+
+    /// The result for `service`; `digest` when it is known already.
     fn digest(
         &self,
         service: &Service,
@@ -494,22 +597,10 @@ impl Project {
         ignore_file: Option<PathBuf>,
         entries: Vec<Entry>,
         bases: Vec<BaseDigest>,
+        digest: Option<blake3::Hash>,
     ) -> Hashed {
         let dockerfile = &self.dockerfiles[&service.name];
-        let locked: Vec<(&str, &str)> = bases
-            .iter()
-            .filter_map(|b| Some((b.reference.as_str(), b.digest.as_deref()?)))
-            .collect();
-        let digest = hash::digest(&hash::Inputs {
-            dockerfile_path: &service.dockerfile_in_context,
-            dockerfile,
-            target: service.target.as_deref(),
-            platform: service.platform.as_deref(),
-            args: &service.args,
-            deps: &deps,
-            entries: &entries,
-            bases: &locked,
-        });
+        let digest = digest.unwrap_or_else(|| self.inputs_digest(service, &deps, &entries, &bases));
         Hashed {
             name: service.name.clone(),
             tag: hash::tag(&digest, self.config.tag_length),

@@ -316,3 +316,38 @@ fn the_classic_builder_on_request_also_takes_copy_from_a_base_arg() {
         ),
     ]);
 }
+
+#[test]
+fn a_context_of_thousands_of_files_is_sent_whole() {
+    // The engine asks for each file in a small frame of its own, thousands
+    // at once: h2's default budget for such frames ended the session
+    // ("context canceled") on contexts like this one, a few times in ten.
+    if !infra::available("a_context_of_thousands_of_files_is_sent_whole") {
+        return;
+    }
+    let dir = project(
+        "registry: localhost/tagsmith-test-many\nservices:\n  many:\n    context: many\n",
+        &[("many/Dockerfile", "FROM scratch\nCOPY . /many\n")],
+    );
+    let d = dir.path();
+    let n = 4000;
+    for i in 0..n {
+        write(
+            &d.join(format!("many/d{:02}/f{i:05}", i % 40)),
+            &format!("{i}\n"),
+        );
+    }
+    // Five builds of new content: each sends every file. (Without the fix,
+    // two runs of this test in three failed.)
+    for round in 0..5 {
+        write(&d.join("many/round"), &format!("{round}\n"));
+        let o = build(d, &["--builder", "buildkit"]);
+        assert!(o.status.success(), "round {round}: {}", stderr(&o));
+        let image = format!("localhost/tagsmith-test-many/many:{}", tags(d)["many"]);
+        let files = infra::image_files(&image);
+        let sent = files.keys().filter(|p| p.starts_with("many/")).count();
+        assert_eq!(sent, n + 2, "every file, the Dockerfile and round");
+        assert_eq!(text(&files, "many/d07/f00007"), "7");
+        infra::remove_images(&[&image]);
+    }
+}

@@ -118,7 +118,15 @@ async fn serve(
     io: TokioIo<hyper::upgrade::Upgraded>,
     served: Arc<Served>,
 ) -> std::result::Result<(), h2::Error> {
-    let mut conn = h2::server::handshake(io).await?;
+    // The peer is the engine this run started the build on. FileSync's
+    // receiver asks for each file in a small DATA frame of its own, many at
+    // once; h2's budget for buffered small frames (25,600 bytes, meant for
+    // abusive clients) ended the session on contexts of a few thousand
+    // files (GOAWAY ENHANCE_YOUR_CALM, "context canceled" in the build).
+    let mut conn = h2::server::Builder::new()
+        .data_frame_budget(64 << 20)
+        .handshake(io)
+        .await?;
     while let Some(request) = conn.accept().await {
         let (request, respond) = request?;
         let served = served.clone();

@@ -285,16 +285,17 @@ fn digests_kept_between_runs_that_are_corrupt_or_cut_short_are_ignored() {
     let (repo, commits) = repository();
     let d = repo.path();
     let cache = tempfile::tempdir().unwrap();
-    let tags_at = |c: &String| {
+    let tags_in = |cache: &Path, c: &String| {
         let o = Command::new(bin())
             .args(["tags", "--format", "json", "--rev", c])
             .current_dir(d)
-            .env("TAGSMITH_CACHE_DIR", cache.path())
+            .env("TAGSMITH_CACHE_DIR", cache)
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", stderr(&o));
         by_name(&stdout(&o), "tag")
     };
+    let tags_at = |c: &String| tags_in(cache.path(), c);
     let first: Vec<_> = commits.iter().map(tags_at).collect();
     let kept: Vec<_> = fs::read_dir(cache.path())
         .unwrap()
@@ -319,14 +320,10 @@ fn digests_kept_between_runs_that_are_corrupt_or_cut_short_are_ignored() {
     assert_eq!(first, again);
     // Against a repository's own runs without any kept file.
     let fresh = tempfile::tempdir().unwrap();
-    let last = commits.last().unwrap();
-    let o = Command::new(bin())
-        .args(["tags", "--format", "json", "--rev", last])
-        .current_dir(d)
-        .env("TAGSMITH_CACHE_DIR", fresh.path())
-        .output()
-        .unwrap();
-    assert_eq!(by_name(&stdout(&o), "tag"), *first.last().unwrap());
+    assert_eq!(
+        tags_in(fresh.path(), commits.last().unwrap()),
+        *first.last().unwrap()
+    );
 }
 
 fn pushed_history(

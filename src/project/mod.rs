@@ -26,6 +26,12 @@ pub use lock::Lock;
 /// A walked context: the ignore file that applied and the selected entries.
 type Walked = (Option<PathBuf>, Vec<Entry>);
 
+/// A service's context, walked already or to be digested in its commit.
+enum Work<'c> {
+    Walked(Walked),
+    InCommit(&'c Commit),
+}
+
 /// Whether hashing keeps each context's entries in its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Entries {
@@ -424,14 +430,10 @@ impl Project {
                         };
                         // In a commit, tags only: the walk may not be needed
                         // at all, which is known once the deps' tags are.
-                        let known = match (&*self.tree, entries) {
-                            (Tree::Commit(commit), Entries::Drop) => Some(&**commit),
-                            _ => None,
-                        };
-                        let walked = match known {
-                            Some(_) => None,
-                            None => match self.walk_one(service, &cache, threads) {
-                                Ok(w) => Some(w),
+                        let work = match (&*self.tree, entries) {
+                            (Tree::Commit(commit), Entries::Drop) => Work::InCommit(commit),
+                            _ => match self.walk_one(service, &cache, threads) {
+                                Ok(walked) => Work::Walked(walked),
                                 Err(e) => {
                                     fail(e);
                                     break;
@@ -450,22 +452,21 @@ impl Project {
                         let deps = self.deps_of(name, &s.done);
                         drop(s);
                         let base = bases[i].clone();
-                        let hashed = match (walked, known) {
-                            (Some((ignore_file, walked)), _) => {
-                                self.digest(service, deps, ignore_file, walked, base, None)
+                        let hashed = match work {
+                            Work::Walked((ignore_file, walked)) => {
+                                Ok(self.digest(service, deps, ignore_file, walked, base, None))
                             }
-                            (None, Some(commit)) => {
-                                match self.digest_in_commit(commit, service, deps, base) {
-                                    Ok(h) => h,
-                                    Err(e) => {
-                                        fail(e);
-                                        break;
-                                    }
-                                }
+                            Work::InCommit(commit) => {
+                                self.digest_in_commit(commit, service, deps, base)
                             }
-                            (None, None) => unreachable!("walked unless known"),
                         };
-                        let mut hashed = hashed;
+                        let mut hashed = match hashed {
+                            Ok(h) => h,
+                            Err(e) => {
+                                fail(e);
+                                break;
+                            }
+                        };
                         if entries == Entries::Drop {
                             hashed.entries = Vec::new();
                         }

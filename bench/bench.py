@@ -99,8 +99,8 @@ def measure(cmd, runs, cwd, stdin_path=None):
     return statistics.median(times), rss
 
 
-def start_registry(base):
-    """A docker-registry on a free loopback port with storage under `base`."""
+def start_registry(base, data=None):
+    """A docker-registry on a free loopback port; storage in `data`, else under `base`."""
     import socket
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -108,7 +108,7 @@ def start_registry(base):
     conf = os.path.join(base, "registry.yml")
     with open(conf, "w") as f:
         f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n"
-                f"    rootdirectory: {os.path.join(base, 'registry-data')}\nhttp:\n  addr: 127.0.0.1:{port}\n")
+                f"    rootdirectory: {data or os.path.join(base, 'registry-data')}\nhttp:\n  addr: 127.0.0.1:{port}\n")
     proc = subprocess.Popen(["docker-registry", "serve", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(100):
         try:

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -266,22 +265,10 @@ def part_services(base, runs):
 
 
 def start_registry(base):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    conf = os.path.join(base, "registry.yml")
+    """bench.py's registry, with storage in a temporary directory of its own."""
     data = tempfile.mkdtemp(prefix="tagsmith-bench-registry-")
-    with open(conf, "w") as f:
-        f.write(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {data}\n"
-                f"http:\n  addr: 127.0.0.1:{port}\n")
-    proc = subprocess.Popen(["docker-registry", "serve", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, port, data
-        except OSError:
-            time.sleep(0.1)
-    sys.exit("docker-registry did not start")
+    proc, port = bench.start_registry(base, data)
+    return proc, port, data
 
 
 def put_image(port, repo, tag):

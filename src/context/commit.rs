@@ -21,20 +21,26 @@ pub fn walk(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<E
     if let Some(entries) = id.and_then(|id| commit.walked(&key, id)) {
         return Ok(entries.as_ref().clone());
     }
-    let entries = walk_tree(commit, root, selection)?;
+    let entries = walk_tree(commit, root, selection, id)?;
     if let Some(id) = id {
         commit.remember_walk(key, id, std::sync::Arc::new(entries.clone()));
     }
     Ok(entries)
 }
 
-fn walk_tree(commit: &Commit, root: &Path, selection: &Selection) -> Result<Vec<Entry>> {
+/// The walk itself; `id` is the context's tree when it was found already.
+fn walk_tree(
+    commit: &Commit,
+    root: &Path,
+    selection: &Selection,
+    id: Option<gix::ObjectId>,
+) -> Result<Vec<Entry>> {
     let mut entries = Vec::new();
     let mut descended = BTreeSet::new();
     let mut decided: HashMap<String, Vec<bool>> = HashMap::new();
     // Directories to read: the path below the context, and the tree's id
-    // (the context's own tree is found by its path).
-    let mut stack: Vec<(String, Option<gix::ObjectId>)> = vec![(String::new(), None)];
+    // (the context's own tree, when not known, is found by its path).
+    let mut stack: Vec<(String, Option<gix::ObjectId>)> = vec![(String::new(), id)];
     let matcher = &selection.matcher;
     while let Some((dir, id)) = stack.pop() {
         let path = if dir.is_empty() {
